@@ -1,0 +1,179 @@
+"""TUANDROMD: Tezpur University Android Malware Dataset (UCI)."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from advlab.data._kdd import check_on_bad_rows, find_file
+from advlab.data.base import DataFormatError, Dataset, OnBadRows
+from advlab.domain import Domain
+
+N_FEATURES = 241
+"""Permission and API-call features of TUANDROMD."""
+LABEL_COLUMN = "Label"
+CLASS_NAMES: tuple[str, ...] = ("goodware", "malware")
+_BINARY_TEXT = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
+_MAX_SKIPPED_LINES = 20
+
+
+def _cell_problem(col: int, name: str, text: str, what: str) -> str | None:
+    if text.strip() in _BINARY_TEXT:
+        return None
+    where = f"column {col + 1} ({name})"
+    if not text.strip():
+        return f"{where}: missing value (empty cell)"
+    return f"{where}: {what} {text!r} is not 0 or 1"
+
+
+def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                          int, list[int], int]:
+    """Parse and validate the CSV; returns names, features, labels, skipped, lines, blanks."""
+    rows: list[bytes] = []
+    labels: list[int] = []
+    skipped, skipped_lines, blank = 0, [], 0
+    fast = {"0", "1"}
+    # utf-8-sig drops a byte-order mark; undecodable bytes become U+FFFD and then fail validation
+    # with a line number.
+    with open(file, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        while header is not None and not any(c.strip() for c in header):
+            header = next(reader, None)  # leading blank lines
+        if header is None:
+            raise DataFormatError(file, None, "the file is empty (no header, no records)")
+        header_line = reader.line_num
+        names = [c.strip() for c in header]
+        if sum(c in _BINARY_TEXT for c in names) > len(names) / 2:
+            raise DataFormatError(file, header_line, "missing header row: the first line holds "
+                                  f"data, expected {N_FEATURES} feature names and "
+                                  f"{LABEL_COLUMN!r}")
+        if len(names) != N_FEATURES + 1 or names[-1] != LABEL_COLUMN:
+            raise DataFormatError(file, header_line, f"header has {len(names)} columns ending "
+                                  f"with {names[-1]!r}; expected {N_FEATURES} feature names and "
+                                  f"a last column {LABEL_COLUMN!r}")
+        empty = [i + 1 for i, c in enumerate(names) if not c]
+        if empty:
+            raise DataFormatError(file, header_line, f"header column {empty[0]} has no name")
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        if dupes:
+            raise DataFormatError(file, header_line, f"duplicate column names in header: {dupes}")
+
+        for row in reader:
+            line = reader.line_num
+            if len(row) == N_FEATURES + 1 and fast.issuperset(row):
+                rows.append("".join(row[:-1]).encode("ascii"))
+                labels.append(int(row[-1]))
+                continue
+            if not any(c.strip() for c in row):
+                blank += 1
+                continue
+            if len(row) != N_FEATURES + 1:
+                problem = (f"expected {N_FEATURES + 1} comma-separated columns "
+                           f"({N_FEATURES} features and {LABEL_COLUMN!r}), found {len(row)}")
+            else:
+                problem = None
+                for col, text in enumerate(row[:-1]):
+                    problem = _cell_problem(col, names[col], text, "value")
+                    if problem is not None:
+                        break
+                if problem is None:
+                    problem = _cell_problem(N_FEATURES, LABEL_COLUMN, row[-1], "unknown label")
+                if problem is None:  # representations like " 1" or "1.0"
+                    values = [_BINARY_TEXT[c.strip()] for c in row]
+                    rows.append(bytes(48 + v for v in values[:-1]))
+                    labels.append(values[-1])
+                    continue
+            if on_bad_rows == "raise":
+                raise DataFormatError(file, line, problem)
+            skipped += 1
+            if len(skipped_lines) < _MAX_SKIPPED_LINES:
+                skipped_lines.append(line)
+    if not rows:
+        if skipped:
+            raise DataFormatError(file, skipped_lines[0], f"no valid rows: all {skipped} rows "
+                                  "are malformed (the first is at this line)")
+        raise DataFormatError(file, None, "no records after the header")
+    x = (np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), N_FEATURES) - 48)
+    return names[:-1], x.astype(np.float32), np.array(labels, dtype=np.int64), skipped, \
+        skipped_lines, blank
+
+
+def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
+              on_bad_rows: OnBadRows = "raise") -> Dataset:
+    """Load TUANDROMD, the Tezpur University Android Malware Dataset (UCI, CC BY 4.0).
+
+    The CSV has a header row naming 241 binary features (Android permissions and API calls an
+    app requests or uses) and a last column ``Label`` (1 = malware, 0 = goodware); the copy in
+    advlab's data folder has 4,464 records (3,565 malware, 899 goodware). Every row is validated:
+    242 columns, each feature 0 or 1 (``"1.0"`` and surrounding spaces are accepted, an empty
+    cell is a missing value and an error), label 0 or 1. Whitespace-only lines hold no record
+    and are ignored.
+
+    The features are used as they are (already in {0, 1}; no scaling). The split is a seeded
+    stratified one (:func:`sklearn.model_selection.train_test_split`, default 70/30, stratified
+    on the label; without stratification only when a class has fewer than two records).
+
+    Domain: every feature is ``"binary"`` with bounds [0, 1] and *increase-only*: an attacker can
+    add a permission or an API call to an app without breaking it, but removing one the app
+    needs would break its functionality (the usual threat model of feature-space Android
+    malware evasion, e.g. Grosse et al., ESORICS 2017). Both splits are validated against it.
+
+    Args:
+        path: the CSV file, or the folder holding ``TUANDROMD.csv`` (or a single ``*.csv``).
+        test_size: fraction of the records in the test split.
+        seed: seed of the split.
+        on_bad_rows: ``"raise"`` (default) raises on the first malformed row; ``"skip"`` skips
+            malformed rows, warns with their number and records it in ``info["skipped_rows"]``.
+
+    Returns:
+        The :class:`~advlab.data.base.Dataset` named ``"tuandromd"`` with classes
+        ``("goodware", "malware")``.
+
+    Raises:
+        FileNotFoundError: no (or more than one candidate) file.
+        DataFormatError: empty file, missing or wrong header, or a malformed row (names the file,
+            the line, the column and the value).
+    """
+    on_bad_rows = check_on_bad_rows(on_bad_rows)
+    if not 0 < test_size < 1:
+        raise ValueError(f"tuandromd: test_size must be in (0, 1), got {test_size}")
+    file = find_file(Path(path), ("TUANDROMD.csv", "*.csv"), "tuandromd")
+    names, x, y, skipped, skipped_lines, blank = _read(file, on_bad_rows)
+    if skipped:
+        warnings.warn(f"{file}: skipped {skipped} malformed row(s) (first at line(s) "
+                      f"{skipped_lines[:5]})", stacklevel=2)
+    counts = np.bincount(y, minlength=2)
+    n_test = int(np.ceil(test_size * len(y)))  # as scikit-learn rounds it
+    stratify = y if counts.min() >= 2 and min(n_test, len(y) - n_test) >= 2 else None
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_size,
+                                           random_state=seed, stratify=stratify)
+    domain = Domain(
+        lower=[0.0] * N_FEATURES,
+        upper=[1.0] * N_FEATURES,
+        kinds=["binary"] * N_FEATURES,
+        increase_only=list(range(N_FEATURES)),
+        feature_names=names,
+    )
+    x_train, x_test = torch.from_numpy(x[train_idx]), torch.from_numpy(x[test_idx])
+    domain.validate(x_train, name="x_train")
+    domain.validate(x_test, name="x_test")
+    info = {
+        "source": str(file),
+        "files": [file.name],
+        "dataset": "TUANDROMD, Tezpur University Android Malware Dataset (UCI, CC BY 4.0)",
+        "scaling": "none (binary features)",
+        "split": {"test_size": test_size, "seed": seed,
+                  "stratify": "label" if stratify is not None else "none"},
+        "class_counts": {"goodware": int(counts[0]), "malware": int(counts[1])},
+        "constraints": "all features binary and increase-only",
+        "skipped_rows": skipped,
+        "blank_lines_ignored": blank,
+    }
+    return Dataset("tuandromd", x_train, torch.from_numpy(y[train_idx]), x_test,
+                   torch.from_numpy(y[test_idx]), domain, tuple(names), CLASS_NAMES, info)
