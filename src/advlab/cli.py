@@ -86,10 +86,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
-    args.dataset, args.data_path, args.model, args.upsample = "digits", None, "small_cnn", False
+    args.dataset, args.data_path, args.model, args.upsample = "digits", None, "small_cnn", True
     args.labels, args.hidden, args.val_fraction, args.patience = "binary", None, 0.0, None
     args.epochs, args.lr, args.batch_size, args.device = 15, 2e-3, 64, "cpu"
-    _log("advlab demo: training the small CNN on scikit-learn's digits (embedded, no files)")
+    _log("advlab demo: the small CNN on scikit-learn's digits upsampled to 28x28 (embedded)")
     summary = _train(args)
     summary["command"] = "demo"
     return summary

@@ -9,8 +9,8 @@ from advlab.models import train_classifier
 
 
 def test_digits_cnn_reaches_95_percent() -> None:
-    trained = train_classifier(load("digits"), "small_cnn", epochs=15, lr=2e-3, batch_size=64,
-                               val_fraction=0.0, progress=False)
+    trained = train_classifier(load("digits", upsample=True), "small_cnn", epochs=15, lr=2e-3,
+                               batch_size=64, val_fraction=0.0, progress=False)
     assert trained.metrics["test_accuracy"] >= 0.95
 
 

@@ -2,11 +2,17 @@
 
 from advlab.models.io import ModelFileError, load, read_sidecar, save
 from advlab.models.training import History, TrainedModel, accuracy, fit, train_classifier
-from advlab.models.wrappers import Normalize, check_logits, eval_mode, looks_like_probabilities
+from advlab.models.wrappers import (
+    Normalize,
+    QueryCounter,
+    check_logits,
+    eval_mode,
+    looks_like_probabilities,
+)
 from advlab.models.zoo import ARCHITECTURES, build, mlp, small_cnn
 
 __all__ = [
-    "ARCHITECTURES", "History", "ModelFileError", "Normalize", "accuracy", "build",
+    "ARCHITECTURES", "History", "ModelFileError", "Normalize", "QueryCounter", "accuracy", "build",
     "check_logits", "eval_mode", "fit", "load", "looks_like_probabilities", "mlp", "read_sidecar",
     "save", "small_cnn", "TrainedModel", "train_classifier",
 ]

@@ -61,3 +61,34 @@ def check_logits(outputs: Tensor, *, where: str = "model") -> None:
     if looks_like_probabilities(outputs):
         warnings.warn(f"{where} outputs look like probabilities (rows are >= 0 and sum to 1); "
                       "advlab expects logits: remove the final softmax", stacklevel=2)
+
+
+class QueryCounter(nn.Module):
+    """Count what an attack costs: forward evaluations and gradient evaluations, per sample.
+
+    ``forwards`` grows by the batch size at each call; ``gradients`` by the batch size each time a
+    backward pass reaches the model's output (a batched vector-Jacobian product, as DeepFool and
+    JSMA use, counts once per sample). ``calls`` counts forward calls. ``reset()`` zeroes them.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.forwards = 0
+        self.gradients = 0
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.forwards = self.gradients = self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        n = int(x.shape[0])
+        self.forwards += n
+        self.calls += 1
+        if out.requires_grad:
+            out.register_hook(lambda grad: self._count_gradient(n))
+        return out
+
+    def _count_gradient(self, n: int) -> None:
+        self.gradients += n

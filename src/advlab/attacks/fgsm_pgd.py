@@ -1,0 +1,202 @@
+"""Gradient-sign family: FGSM/FGM, BIM and PGD, in L∞, L2 and L1.
+
+Conventions (signature, targets, domain handling, guarantees) are in :mod:`advlab.attacks.common`.
+All three are the same steepest-ascent iteration, ``x <- Proj(x + step_size * d(grad))``, with
+``d`` from :func:`advlab.norms.steepest_ascent` and ``Proj`` = :meth:`ThreatModel.project`; they
+differ in the number of steps, the start and the restarts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from advlab import norms
+from advlab.attacks.common import (
+    Model,
+    check_inputs,
+    expand_as_batch,
+    index_or_none,
+    movable,
+    repaired_success,
+)
+from advlab.losses import LossName, get_loss, is_success, logits_and_grad
+from advlab.models.wrappers import check_logits, eval_mode
+from advlab.threat import ThreatModel
+
+
+def _direction(grad: Tensor, delta: Tensor, lo: Tensor, hi: Tensor, threat: ThreatModel,
+               coordinates_per_step: int | None) -> Tensor:
+    g = movable(grad, delta, lo, hi)
+    k = 1
+    if threat.norm == "l1":
+        d = math.prod(grad.shape[1:])
+        k = coordinates_per_step or max(1, d // 100)
+        k = min(k, d)
+    return norms.steepest_ascent(g, threat.norm, k=k)
+
+
+def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
+         loss: LossName = "ce", random_start: bool = False, step_size: float | None = None,
+         generator: torch.Generator | None = None) -> Tensor:
+    """FGSM / FGM: one steepest-ascent step (Goodfellow, Shlens, Szegedy, ICLR 2015, eq. 3;
+    arXiv:1412.6572), with its L2 and L1 generalisations and an optional random start.
+
+    Maximises the loss to first order: ``x + eps * sign(grad)`` for L∞, ``eps * grad/||grad||_2``
+    for L2, all of ``eps`` on the largest-gradient coordinate for L1. With ``random_start``
+    (Tramèr et al., ICLR 2018; Wong, Rice, Kolter, ICLR 2020) the step starts from a uniform point
+    of the ball and ``step_size`` defaults to ``1.25 * eps`` (Wong et al.), then is projected.
+
+    Args:
+        model, x, y, threat, target: see :mod:`advlab.attacks.common`; ``threat.norm`` is
+            ``"linf"``, ``"l2"`` or ``"l1"`` with a finite eps.
+        loss: ``"ce"``, ``"margin"`` (C&W) or ``"dlr"``.
+        random_start, step_size, generator: as above (``step_size`` defaults to ``eps``).
+
+    Returns:
+        ``x_adv`` inside ``threat`` (ball and domain), same shape, dtype and device as ``x``.
+    """
+    check_inputs("fgsm", model, x, y, threat, target, needs_finite_eps=True)
+    _check_norm("fgsm", threat)
+    x = x.detach()
+    alpha = step_size if step_size is not None else threat.eps * (1.25 if random_start else 1.0)
+    with eval_mode(model):
+        start = threat.random_point(x, generator, relax=True) if random_start else x
+        logits, _, grad = logits_and_grad(model, start, y, loss=loss, target=target)
+        check_logits(logits, where="fgsm: model")
+        lo, hi = threat.domain.delta_bounds(x)
+        d = _direction(grad, start - x, lo, hi, threat, 1)
+        x_adv = threat.project(start + alpha * d, x)
+    return x_adv.detach()
+
+
+def bim(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
+        steps: int = 10, step_size: float | None = None, loss: LossName = "ce",
+        early_stop: bool = True, coordinates_per_step: int | None = None) -> Tensor:
+    """BIM, the basic iterative method (Kurakin, Goodfellow, Bengio, 2017, eq. 2;
+    arXiv:1607.02533): FGSM steps from ``x`` itself, each followed by ``Clip_{x,eps}``, here the
+    exact projection onto the ball ∩ domain. ``step_size`` defaults to ``1.25 * eps / steps``
+    (the paper's ``alpha = 1`` with ``min(eps + 4, 1.25 eps)`` steps travels ``1.25 eps``).
+
+    Deterministic. Other arguments as in :func:`pgd`.
+    """
+    check_inputs("bim", model, x, y, threat, target, needs_finite_eps=True)
+    _check_norm("bim", threat)
+    alpha = step_size if step_size is not None else 1.25 * threat.eps / steps
+    return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
+                early_stop=early_stop, restarts=1, random_start=False, generator=None,
+                coordinates_per_step=coordinates_per_step)
+
+
+def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
+        steps: int = 40, step_size: float | None = None, restarts: int = 1,
+        random_start: bool = True, loss: LossName = "ce", early_stop: bool = True,
+        coordinates_per_step: int | None = None,
+        generator: torch.Generator | None = None) -> Tensor:
+    """PGD, projected gradient descent on the loss (Madry et al., ICLR 2018, eq. 2;
+    arXiv:1706.06083), in L∞, L2 and L1.
+
+    Maximises the loss over the ball ∩ domain by ``steps`` steepest-ascent steps of
+    ``step_size`` (default ``2.5 * eps / steps``, Madry et al.), each projected exactly, from a
+    volume-uniform random start. L1 steps move the ``coordinates_per_step`` largest-gradient
+    coordinates (default 1% of them; Tramèr and Boneh, NeurIPS 2019). ``restarts`` runs the
+    attack again, from new random starts, on the samples still robust (all of them when
+    ``early_stop=False``, keeping the highest-loss run).
+
+    Args:
+        loss: ``"ce"``, ``"margin"`` (C&W f6 on logits) or ``"dlr"``.
+        early_stop: freeze each sample at its first (repaired) success. ``False`` returns every
+            sample's highest-loss iterate, which is what adversarial training wants.
+        Others: see :mod:`advlab.attacks.common`.
+
+    Returns:
+        ``x_adv`` inside ``threat``, same shape, dtype and device as ``x``.
+    """
+    check_inputs("pgd", model, x, y, threat, target, needs_finite_eps=True)
+    _check_norm("pgd", threat)
+    if steps < 1 or restarts < 1:
+        raise ValueError(f"pgd: steps and restarts must be >= 1, got {steps}, {restarts}")
+    alpha = step_size if step_size is not None else 2.5 * threat.eps / steps
+    return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
+                early_stop=early_stop, restarts=restarts, random_start=random_start,
+                generator=generator, coordinates_per_step=coordinates_per_step)
+
+
+def _check_norm(name: str, threat: ThreatModel) -> None:
+    if threat.norm == "l0":
+        raise ValueError(f"{name}: L0 has no steepest-ascent step; use jsma for L0 threats")
+
+
+def _run(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Tensor | None, *,
+         steps: int, step_size: float, loss: str, early_stop: bool, restarts: int,
+         random_start: bool, generator: torch.Generator | None,
+         coordinates_per_step: int | None) -> Tensor:
+    get_loss(loss)
+    out, best = x.clone(), torch.full((x.shape[0],), -math.inf, dtype=x.dtype, device=x.device)
+    done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    with eval_mode(model):
+        for _ in range(restarts):
+            idx = (~done).nonzero()[:, 0] if early_stop else torch.arange(len(x), device=x.device)
+            if idx.numel() == 0:
+                break
+            x_i, y_i, t_i = x[idx], y[idx], index_or_none(target, idx)
+            start = threat.random_point(x_i, generator, relax=True) if random_start else x_i
+            x_r, loss_r, succ_r = _iterate(model, x_i, y_i, t_i, threat, start, steps, step_size,
+                                           loss, early_stop, coordinates_per_step)
+            better = succ_r | (loss_r > best[idx]) if not early_stop else torch.ones_like(succ_r)
+            out[idx] = torch.where(expand_as_batch(better, x_r), x_r, out[idx])
+            best[idx] = torch.where(better, loss_r, best[idx])
+            done[idx] |= succ_r
+    return out.detach()
+
+
+def _iterate(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: ThreatModel,
+             start: Tensor, steps: int, step_size: float, loss: str, early_stop: bool,
+             coordinates_per_step: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """One PGD run with per-sample early stopping. Returns (x_adv, loss, success) per sample."""
+    n = x0.shape[0]
+    out, out_loss = x0.clone(), torch.empty(n, dtype=x0.dtype, device=x0.device)
+    success = torch.zeros(n, dtype=torch.bool, device=x0.device)
+    best_x, best_loss = start.clone(), torch.full_like(out_loss, -math.inf)
+    active = torch.arange(n, device=x0.device)
+    x_adv, xa, ya, ta = start, x0, y, target
+    lo, hi = threat.domain.delta_bounds(x0)
+    for step in range(steps + 1):
+        if step < steps:
+            logits, values, grad = logits_and_grad(model, x_adv, ya, loss=loss, target=ta)
+        else:
+            with torch.no_grad():
+                logits = model(x_adv)
+                values = get_loss(loss)(logits, ya, ta)
+        if step == 0:
+            check_logits(logits, where="pgd: model")
+        improved = values > best_loss[active]
+        best_loss[active] = torch.where(improved, values, best_loss[active])
+        best_x[active] = torch.where(expand_as_batch(improved, x_adv), x_adv, best_x[active])
+        if early_stop:
+            hit = is_success(logits, ya, ta)
+            if bool(hit.any()):
+                h = hit.nonzero()[:, 0]
+                valid, ok = repaired_success(model, x_adv[h], xa[h], ya[h], threat,
+                                             index_or_none(ta, h))
+                h, valid = h[ok], valid[ok]
+                out[active[h]], out_loss[active[h]] = valid, values[h]
+                success[active[h]] = True
+                keep = torch.ones_like(hit)
+                keep[h] = False
+                active, x_adv, xa, ya = active[keep], x_adv[keep], xa[keep], ya[keep]
+                ta, lo, hi = index_or_none(ta, keep), lo[keep], hi[keep]
+                grad = grad[keep] if step < steps else grad
+                if active.numel() == 0:
+                    return out, out_loss, success
+        if step == steps:
+            break
+        d = _direction(grad, x_adv - xa, lo, hi, threat, coordinates_per_step)
+        x_adv = threat.project(x_adv + step_size * d, xa, relax=True)
+    rest = active if early_stop else torch.arange(n, device=x0.device)
+    valid, ok = repaired_success(model, best_x[rest], x0[rest], y[rest], threat,
+                                 index_or_none(target, rest))
+    out[rest], out_loss[rest], success[rest] = valid, best_loss[rest], ok
+    return out, out_loss, success
