@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench compare-setup compare clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "advlab needs Python >= 3.10"'
@@ -28,6 +28,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_projections.py
+	$(PY) benchmarks/bench_attacks.py
+
+# The reference libraries, for benchmarks only: --no-deps keeps them from replacing torch.
+compare-setup: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[compare]'
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1 \
+		adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4 eagerpy==0.30.0
+
+compare: compare-setup
+	$(PY) benchmarks/compare.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -92,7 +92,55 @@ def _demo(args: argparse.Namespace) -> dict[str, Any]:
     _log("advlab demo: the small CNN on scikit-learn's digits upsampled to 28x28 (embedded)")
     summary = _train(args)
     summary["command"] = "demo"
+    summary["attacks"] = _demo_attacks(args)
     return summary
+
+
+def _demo_attacks(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Attack the demo model with each white-box attack family and score them alike."""
+    import math
+    from functools import partial
+
+    import torch
+
+    from advlab import ThreatModel, attacks
+    from advlab.attacks import targets
+    from advlab.data import load
+    from advlab.evaluation import score
+    from advlab.models import load as load_model
+
+    model, _ = load_model(args.out)
+    data = load("digits", upsample=True, seed=args.seed)
+    x, y = data.x_test[:200], data.y_test[:200]  # the first 200 test images keep it under a minute
+    gen = torch.Generator().manual_seed(args.seed)
+    target = targets.random(y, data.num_classes, generator=gen)
+    runs = [
+        ("FGSM", "linf", 0.1, attacks.fgsm, None),
+        ("PGD-40", "linf", 0.1, partial(attacks.pgd, steps=40, generator=gen), None),
+        ("PGD-40", "l2", 1.0, partial(attacks.pgd, steps=40, generator=gen), None),
+        ("DeepFool", "l2", math.inf, attacks.deepfool, None),
+        ("C&W L2 (5x100)", "l2", math.inf,
+         partial(attacks.carlini_wagner_l2, binary_search_steps=5), None),
+        ("JSMA (targeted)", "l0", math.inf, partial(attacks.jsma, gamma=0.2), target),
+    ]
+    _log(f"white-box attacks on the first {len(y)} test images:")
+    _log(f"{'attack':<16} {'threat':<12} {'success':>8} {'robust acc':>10} "
+         f"{'median L2':>9} {'median Linf':>11} {'median L0':>9} {'seconds':>8}")
+    rows = []
+    for name, norm, eps, attack, tgt in runs:
+        threat = ThreatModel(norm, eps, data.domain)  # type: ignore[arg-type]
+        start = time.perf_counter()
+        kwargs = {} if tgt is None else {"target": tgt}
+        x_adv = attack(model, x, y, threat, **kwargs)
+        seconds = time.perf_counter() - start
+        summary = score(model, x, y, x_adv, threat, target=tgt).summary()
+        eps_text = "inf" if math.isinf(eps) else f"{eps:g}"
+        _log(f"{name:<16} {norm + ' ' + eps_text:<12} {summary['success_rate']:>8.1%} "
+             f"{summary['robust_accuracy']:>10.1%} {summary['median_l2']:>9.3f} "
+             f"{summary['median_linf']:>11.3f} {summary['median_l0']:>9.0f} {seconds:>8.1f}")
+        rows.append({"attack": name, "norm": norm, "eps": None if math.isinf(eps) else eps,
+                     "seconds": round(seconds, 3), **{k: round(v, 6) for k, v in summary.items()}})
+    return rows
 
 
 def _datasets(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,42 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-Kind = Literal["continuous", "integer", "binary"]
-KINDS: tuple[Kind, ...] = ("continuous", "integer", "binary")
+from advlab.domain_parsing import (
+    KINDS,
+    Kind,
+    as_vector,
+    check_groups,
+    group_tensor,
+    index_mask,
+    parse_kinds,
+)
+
 _CONTINUOUS, _INTEGER, _BINARY = 0, 1, 2
-
-
-def _as_vector(value: float | Sequence[float] | Tensor, name: str) -> Tensor:
-    t = torch.as_tensor(value, dtype=torch.float64).detach().clone()
-    if t.dim() > 1:
-        t = t.reshape(-1)
-    if torch.isnan(t).any():
-        raise ValueError(f"Domain: {name} contains NaN")
-    return t
-
-
-def _index_mask(indices: Sequence[int] | Tensor, n: int | None, name: str) -> Tensor | None:
-    idx = torch.as_tensor(list(indices) if not isinstance(indices, Tensor) else indices)
-    if idx.numel() == 0:
-        return None
-    if idx.dtype == torch.bool:
-        if n is not None and idx.numel() != n:
-            raise ValueError(f"Domain: {name} mask has {idx.numel()} entries, expected {n}")
-        return idx.reshape(-1).clone()
-    if n is None:
-        raise ValueError(f"Domain: {name} given as indices needs n_features or tensor bounds")
-    idx = idx.long().reshape(-1)
-    bad = idx[(idx < 0) | (idx >= n)]
-    if bad.numel():
-        raise ValueError(f"Domain: {name} index {int(bad[0])} is out of range for {n} features")
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[idx] = True
-    return mask
+_CHUNK_ELEMENTS = 1 << 22  # elements per row chunk in contains/validate (bounds memory)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +73,7 @@ class Domain:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        lower, upper = _as_vector(self.lower, "lower"), _as_vector(self.upper, "upper")
+        lower, upper = as_vector(self.lower, "lower"), as_vector(self.upper, "upper")
         n = self.n_features
         for t in (lower, upper):
             if t.dim() == 1:
@@ -118,8 +98,8 @@ class Domain:
         set_(self, "n_features", n)
         set_(self, "lower", lower)
         set_(self, "upper", upper)
-        set_(self, "_kind", self._parse_kinds(n))
-        res = _as_vector(self.resolution, "resolution")
+        set_(self, "_kind", parse_kinds(self.kinds, n))
+        res = as_vector(self.resolution, "resolution")
         if res.dim() == 1 and n is not None and res.numel() != n:
             raise ValueError(f"Domain: resolution has {res.numel()} entries for {n} features")
         if (res <= 0).any():
@@ -127,67 +107,16 @@ class Domain:
         set_(self, "resolution", res.expand(n).clone() if n is not None else res)
         groups = tuple(tuple(int(i) for i in g) for g in self.one_hot_groups)
         set_(self, "one_hot_groups", groups)
-        set_(self, "immutable", _index_mask(self.immutable, n, "immutable"))
-        inc = _index_mask(self.increase_only, n, "increase_only")
-        dec = _index_mask(self.decrease_only, n, "decrease_only")
+        set_(self, "immutable", index_mask(self.immutable, n, "immutable"))
+        inc = index_mask(self.increase_only, n, "increase_only")
+        dec = index_mask(self.decrease_only, n, "decrease_only")
         set_(self, "increase_only", inc)
         set_(self, "decrease_only", dec)
-        self._check_groups(groups, n, inc, dec)
+        check_groups(groups, n, lower, upper, inc, dec, self._name)
         if inc is not None and dec is not None and (inc & dec).any():
             i = int((inc & dec).nonzero()[0, 0])
             raise ValueError(f"Domain: feature {self._name(i)} is both increase- and decrease-only")
-        set_(self, "_group_index", self._group_tensor(groups))
-
-    # ------------------------------------------------------------------ construction helpers
-    def _parse_kinds(self, n: int | None) -> Tensor | None:
-        if self.kinds is None:
-            return None
-        if n is None:
-            raise ValueError("Domain: kinds need n_features or per-feature bounds")
-        items = self.kinds.items() if isinstance(self.kinds, dict) else enumerate(self.kinds)
-        if not isinstance(self.kinds, dict) and len(self.kinds) != n:
-            raise ValueError(f"Domain: {len(self.kinds)} kinds for {n} features")
-        codes = torch.zeros(n, dtype=torch.int8)
-        for i, kind in items:
-            if not 0 <= int(i) < n:
-                raise ValueError(f"Domain: kinds index {i} is out of range for {n} features")
-            if kind not in KINDS:
-                raise ValueError(
-                    f"Domain: kind of feature {i} must be one of {KINDS}, got {kind!r}")
-            codes[int(i)] = KINDS.index(kind)
-        return codes if codes.any() else None
-
-    def _check_groups(self, groups: tuple[tuple[int, ...], ...], n: int | None,
-                      inc: Tensor | None, dec: Tensor | None) -> None:
-        seen: set[int] = set()
-        for g in groups:
-            if len(g) < 2:
-                raise ValueError(f"Domain: one-hot group {g} needs at least two features")
-            if n is None:
-                raise ValueError("Domain: one_hot_groups need n_features or per-feature bounds")
-            for i in g:
-                if not 0 <= i < n:
-                    raise ValueError(f"Domain: one-hot index {i} is out of range for {n} features")
-                if i in seen:
-                    raise ValueError(f"Domain: feature {self._name(i)} is in two one-hot groups")
-                seen.add(i)
-                if float(self.lower[i]) != 0.0 or float(self.upper[i]) != 1.0:  # type: ignore[index]
-                    raise ValueError(f"Domain: one-hot feature {self._name(i)} needs bounds [0, 1]")
-                if any(m is not None and bool(m[i]) for m in (inc, dec)):
-                    raise ValueError(
-                        f"Domain: one-hot feature {self._name(i)} cannot be monotone (changing a "
-                        "category always decreases one indicator); mark the group immutable "
-                        "instead")
-
-    @staticmethod
-    def _group_tensor(groups: tuple[tuple[int, ...], ...]) -> Tensor | None:
-        if not groups:
-            return None
-        width = max(len(g) for g in groups)
-        index = torch.full((len(groups), width), -1, dtype=torch.long)
-        for k, g in enumerate(groups):
-            index[k, : len(g)] = torch.tensor(g)
-        return index
+        set_(self, "_group_index", group_tensor(groups))
 
     def _name(self, i: int) -> str:
         if self.feature_names is not None and 0 <= i < len(self.feature_names):
@@ -216,7 +145,7 @@ class Domain:
     def _flat(self, x: Tensor) -> Tensor:
         if x.dim() < 2:
             raise ValueError(f"Domain: expected a batch (N, *D), got shape {tuple(x.shape)}")
-        flat = x.reshape(x.shape[0], -1)
+        flat = x.flatten(1)
         if self.n_features is not None and flat.shape[1] != self.n_features:
             raise ValueError(
                 f"Domain: samples have {flat.shape[1]} features (shape {tuple(x.shape)}), "
@@ -305,7 +234,7 @@ class Domain:
             # a value already on the grid up to float rounding stays bit-identical (0.3 is
             # 3 * 0.1 only to rounding): re-rounding would fake a change, e.g. in an L0 count
             scale = flat.abs() + lo.abs() + res  # type: ignore[operator]
-            tol = 8 * torch.finfo(flat.dtype).eps * scale
+            tol = (8 * torch.finfo(flat.dtype).eps * scale).clamp(max=5e-7)  # < contains' atol
             snapped = torch.where((snapped - flat).abs() <= tol, flat, snapped)
             binary = torch.where(flat - lo >= (hi - lo) / 2, hi.expand_as(flat), lo.expand_as(flat))
             flat = torch.where(codes == _INTEGER, snapped, flat)
@@ -366,18 +295,25 @@ class Domain:
 
     def contains(self, x: Tensor, x0: Tensor | None = None, *, atol: float = 1e-6) -> Tensor:
         """Per-sample bool ``(N,)``: ``x`` lies in the domain (and, given ``x0``, respects the
-        immutable and monotone features relative to it)."""
-        return ~self.violations(x, x0, atol=atol).any(dim=1)
+        immutable and monotone features relative to it). Large batches go in row chunks."""
+        flat = self._flat(x)
+        flat0 = None if x0 is None else self._flat(x0)
+        step = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[1]))
+        return torch.cat([~self.violations(flat[i:i + step], None if flat0 is None else
+                                           flat0[i:i + step], atol=atol).any(dim=1)
+                          for i in range(0, flat.shape[0], step)] or [flat.new_ones(0).bool()])
 
     def validate(self, x: Tensor, x0: Tensor | None = None, *, name: str = "x",
                  atol: float = 1e-6) -> None:
         """Raise ``ValueError`` naming the first offending sample, feature, value and rule."""
-        bad = self.violations(x, x0, atol=atol)
-        if not bad.any():
+        ok = self.contains(x, x0, atol=atol)
+        if bool(ok.all()):
             return
-        n_bad = int(bad.any(1).sum())
-        i, j = (int(v) for v in bad.nonzero()[0])
+        n_bad = int((~ok).sum())
+        i = int((~ok).nonzero()[0, 0])
         flat = self._flat(x)
+        j = int(self.violations(flat[i:i + 1], None if x0 is None else self._flat(x0)[i:i + 1],
+                                atol=atol)[0].nonzero()[0, 0])
         value = float(flat[i, j])
         reason = self._reason(flat, i, j, x0, atol)
         raise ValueError(

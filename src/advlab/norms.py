@@ -46,7 +46,7 @@ def check_norm(p: str) -> Norm:
 def _flat(x: Tensor) -> Tensor:
     if x.dim() < 1:
         raise ValueError(f"expected a batch (N, *D), got a scalar of shape {tuple(x.shape)}")
-    return x.reshape(x.shape[0], -1)
+    return x.flatten(1) if x.dim() > 1 else x.reshape(x.shape[0], 1)
 
 
 def _radius(eps: float | Tensor, x: Tensor, p: Norm | None = None) -> Tensor:

@@ -99,7 +99,7 @@ class ThreatModel:
 
     def _round_towards(self, x_adv: Tensor, x: Tensor) -> Tensor:
         d = self.domain
-        flat, flat0 = self.domain.clip(x_adv, x).reshape(x.shape[0], -1), x.reshape(x.shape[0], -1)
+        flat, flat0 = self.domain.clip(x_adv, x).flatten(1), x.flatten(1)
         out = flat.clone()
         for kind in ("integer", "binary"):
             mask = d.kind_mask(kind)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from advlab.data import DataFormatError, kddcup99, mnist, nsl_kdd, tuandromd
-from advlab.data._kdd import FEATURE_NAMES
+from advlab.data.kdd_schema import FEATURE_NAMES
 
 # --------------------------------------------------------------------------------- NSL-KDD / KDD
 NSL_ROWS = [
@@ -332,6 +332,22 @@ def test_tuandromd_skip_bad_rows(tmp_path: Path) -> None:
         ds = tuandromd(file, on_bad_rows="skip")
     assert ds.info["skipped_rows"] == 2
     assert ds.x_train.shape[0] + ds.x_test.shape[0] == 18
+
+
+def test_tuandromd_skip_with_every_row_bad_still_raises(tmp_path: Path) -> None:
+    file = write_csv(tmp_path / "t.csv", [t_row(0, c5="x"), t_row(1, label="7")])
+    with pytest.raises(DataFormatError, match=loc(file, 2) + r"no valid rows: all 2 rows"):
+        tuandromd(file, on_bad_rows="skip")
+
+
+def test_skipped_rows_warning_points_at_the_caller(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "t.csv", t_rows(t_row(0, c5="x"), n=20))
+    kdd_file = write_kdd(tmp_path / "kdd.gz", kdd_lines(kdd_row(service="??")))
+    for load in (lambda: tuandromd(csv_file, on_bad_rows="skip"),
+                 lambda: kddcup99(kdd_file, test_size=0.5, on_bad_rows="skip")):
+        with pytest.warns(UserWarning, match="skipped 1 malformed row") as caught:
+            load()
+        assert caught[0].filename == __file__
 
 
 def test_tuandromd_accepts_float_spelling(tmp_path: Path) -> None:

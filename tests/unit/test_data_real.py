@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from advlab.data import Dataset, kddcup99, load, mnist, nsl_kdd, tuandromd
-from advlab.data._kdd import BINARY_FEATURES, LOG1P_FEATURES, SERVICES
+from advlab.data.kdd_schema import BINARY_FEATURES, LOG1P_FEATURES, SERVICES
 from conftest import require
 
 pytestmark = pytest.mark.data

@@ -111,20 +111,22 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
     n = x.shape[0]
     span = (hi - lo).clamp_min(0)
     fixed = span <= 0
-    free = torch.isinf(span)  # unbounded coordinates: no change of variables needed
+    # coordinates unbounded on at least one side: no change of variables (x' = w); Adam's steps
+    # are projected onto their finite bound, if any (a lower bound of 0, a monotone feature)
+    free = torch.isinf(span)
     span = torch.where(free, torch.ones_like(span), span)
     unit = ((x - lo) / span.clamp_min(1e-30) * 2 - 1).clamp(-_EDGE, _EDGE)
     w = torch.where(free, x, torch.atanh(unit)).masked_fill(fixed, 0.0)
     best_x, found = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
     # the active batch, compacted whenever samples abort: (x, lo, span, fixed, free, cls, const,
-    # w, m, v, best_l2, best_x, found, previous objective, original index)
+    # w, m, v, best_l2, best_x, found, previous objective, original index, hi)
     state = [x, lo, span, fixed, free, cls, const, w, torch.zeros_like(w), torch.zeros_like(w),
              torch.full((n,), math.inf, dtype=x.dtype, device=x.device), best_x.clone(),
              found.clone(), torch.full((n,), math.inf, dtype=x.dtype, device=x.device),
-             torch.arange(n, device=x.device)]
+             torch.arange(n, device=x.device), hi]
     check_every = max(1, steps // 10)
     for t in range(1, steps + 1):
-        xa, loa, spa, fix, fre, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx = state
+        xa, loa, spa, fix, fre, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia = state
         with torch.enable_grad():
             w_req = w.detach().requires_grad_(True)
             x_new = torch.where(fre, w_req, loa + spa * (torch.tanh(w_req) + 1) / 2)
@@ -145,7 +147,8 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
             state[12] = fnd | success
             m.mul_(0.9).add_(grad, alpha=0.1)
             v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-            state[7] = w - lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+            w = w - lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+            state[7] = torch.where(fre, torch.minimum(torch.maximum(w, loa), hia), w)
             if abort_early and t % check_every == 0:
                 objective = objective.detach()
                 stalled = objective > prev * 0.9999

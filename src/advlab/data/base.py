@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from advlab.domain import Domain
-
-OnBadRows = Literal["raise", "skip"]
 
 
 class DataFormatError(ValueError):

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from advlab.data import _kdd
-from advlab.data._kdd import LabelMode
-from advlab.data.base import Dataset, OnBadRows
+from advlab.data.base import Dataset
+from advlab.data.kdd_encode import encode
+from advlab.data.kdd_parse import KddRecords, read_kdd_file
+from advlab.data.kdd_schema import LabelMode, check_labels, class_names
+from advlab.data.reading import OnBadRows, check_on_bad_rows, find_file, warn_skipped
 
 
-def _stratify_target(records: _kdd.KddRecords, test_size: float) -> tuple[np.ndarray | None, str]:
+def _stratify_target(records: KddRecords, test_size: float) -> tuple[np.ndarray | None, str]:
     """The finest label a stratified split supports: 5-class, else binary, else none.
 
     Stratification needs at least two members per class and at least one sample per class in
@@ -46,7 +48,7 @@ def kddcup99(path: str | Path, *, labels: LabelMode = "binary", test_size: float
     has fewer than two records (small or filtered files) it stratifies on normal/attack instead,
     and without stratification when even that is impossible (recorded in ``info["stratify"]``).
     Scaling statistics come from the training split only. The encoding and the
-    :class:`~advlab.domain.Domain` are those of NSL-KDD (see :mod:`advlab.data._kdd`): 122
+    :class:`~advlab.domain.Domain` are those of NSL-KDD (see :mod:`advlab.data.kdd_encode`): 122
     features (121 with ``drop_constant=True``), ``log1p`` on the heavy-tailed features, min-max
     on train, test values clipped into [0, 1], one-hot categories with an immutable
     ``protocol_type``.
@@ -67,22 +69,22 @@ def kddcup99(path: str | Path, *, labels: LabelMode = "binary", test_size: float
         FileNotFoundError: no (or more than one candidate) file.
         DataFormatError: a malformed file (names the file, the line, the column and the value).
     """
-    labels = _kdd.check_labels(labels)
-    on_bad_rows = _kdd.check_on_bad_rows(on_bad_rows)
+    labels = check_labels(labels)
+    on_bad_rows = check_on_bad_rows(on_bad_rows)
     if not 0 < test_size < 1:
         raise ValueError(f"kddcup99: test_size must be in (0, 1), got {test_size}")
-    file = _kdd.find_file(Path(path), ("kddcup.data_10_percent.gz", "kddcup.data_10_percent",
-                                       "kddcup.data*"), "kddcup99")
-    records = _kdd.read_kdd_file(file, difficulty=False, on_bad_rows=on_bad_rows)
-    _kdd.warn_skipped(file, records)
+    file = find_file(Path(path), ("kddcup.data_10_percent.gz", "kddcup.data_10_percent",
+                                  "kddcup.data*"), "kddcup99")
+    records = read_kdd_file(file, difficulty=False, on_bad_rows=on_bad_rows)
+    warn_skipped(file, records.skipped_rows, records.skipped_lines)
     if len(records) < 2:
         raise ValueError(f"kddcup99: {file} has {len(records)} valid record(s); a train/test "
                          "split needs at least 2")
     stratify, mode = _stratify_target(records, test_size)
     train_idx, test_idx = train_test_split(np.arange(len(records)), test_size=test_size,
                                            random_state=seed, stratify=stratify)
-    enc = _kdd.encode(records.subset(train_idx), records.subset(test_idx),
-                      labels=labels, drop_constant=drop_constant)
+    enc = encode(records.subset(train_idx), records.subset(test_idx),
+                 labels=labels, drop_constant=drop_constant)
     info = {
         "source": str(file),
         "files": [file.name],
@@ -93,4 +95,4 @@ def kddcup99(path: str | Path, *, labels: LabelMode = "binary", test_size: float
         "blank_lines_ignored": records.blank_lines,
     }
     return Dataset("kddcup99", enc.x_train, enc.y_train, enc.x_test, enc.y_test, enc.domain,
-                   enc.feature_names, _kdd.class_names(labels), info)
+                   enc.feature_names, class_names(labels), info)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advlab.data import _kdd
-from advlab.data._kdd import LabelMode
-from advlab.data.base import Dataset, OnBadRows
+from advlab.data.base import Dataset
+from advlab.data.kdd_encode import encode
+from advlab.data.kdd_parse import read_kdd_file
+from advlab.data.kdd_schema import LabelMode, check_labels, class_names
+from advlab.data.reading import OnBadRows, check_on_bad_rows, warn_skipped
 
 
 def nsl_kdd(path: str | Path, *, labels: LabelMode = "binary",
@@ -21,17 +23,17 @@ def nsl_kdd(path: str | Path, *, labels: LabelMode = "binary",
     level 0..21 (the number of 21 reference learners that classified the record correctly). The
     difficulty is validated and then discarded.
 
-    Preprocessing (details and reasons in :mod:`advlab.data._kdd`): 38 numeric features, with
-    binary flags and rates kept in their fixed range [0, 1], ``log1p`` on the heavy-tailed
-    features (``duration``, ``src_bytes``, ``dst_bytes``, ``hot``, ``num_compromised``,
-    ``num_root``, ``num_file_creations``) and min-max scaling with statistics of the *training
-    file only*; test values outside the training range are clipped into [0, 1] and counted in
+    Preprocessing (steps in :mod:`advlab.data.kdd_encode`, reasons in :mod:`advlab.data.kdd_schema`,
+    measured figures in ``docs/datasets.md``): 38 numeric features, with binary flags and rates kept
+    in their fixed range [0, 1], ``log1p`` on the heavy-tailed features (``duration``,
+    ``src_bytes``, ``dst_bytes``, ``hot``, ``num_compromised``, ``num_root``,
+    ``num_file_creations``) and min-max scaling with statistics of the *training file only*; test
+    values outside the training range are clipped into [0, 1] and counted in
     ``info["clipped_test_cells"]``; then one-hot ``protocol_type`` (3), ``service`` (70) and
     ``flag`` (11) on fixed vocabularies: 122 features, or 121 with ``drop_constant=True`` (drops
-    ``num_outbound_cmds``, always 0). The returned :class:`~advlab.domain.Domain` has bounds
-    [0, 1] (0 for a feature constant in training), binary flags, integer counts on their scaled
-    grid, the three one-hot groups and an immutable ``protocol_type``; both splits are validated
-    against it.
+    ``num_outbound_cmds``, always 0). The returned :class:`~advlab.domain.Domain` has bounds [0, 1]
+    (0 for a feature constant in training), binary flags, integer counts on their scaled grid, the
+    three one-hot groups and an immutable ``protocol_type``; both splits are validated against it.
 
     Args:
         path: the folder holding the NSL-KDD text files.
@@ -53,8 +55,8 @@ def nsl_kdd(path: str | Path, *, labels: LabelMode = "binary",
         FileNotFoundError: ``path`` or one of the files does not exist.
         DataFormatError: a malformed file (names the file, the line, the column and the value).
     """
-    labels = _kdd.check_labels(labels)
-    on_bad_rows = _kdd.check_on_bad_rows(on_bad_rows)
+    labels = check_labels(labels)
+    on_bad_rows = check_on_bad_rows(on_bad_rows)
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"nsl-kdd: {folder} is not a directory (pass the folder holding "
@@ -63,11 +65,11 @@ def nsl_kdd(path: str | Path, *, labels: LabelMode = "binary",
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"nsl-kdd: {f} does not exist")
-    train = _kdd.read_kdd_file(files[0], difficulty=True, on_bad_rows=on_bad_rows)
-    test = _kdd.read_kdd_file(files[1], difficulty=True, on_bad_rows=on_bad_rows)
+    train = read_kdd_file(files[0], difficulty=True, on_bad_rows=on_bad_rows)
+    test = read_kdd_file(files[1], difficulty=True, on_bad_rows=on_bad_rows)
     for f, records in zip(files, (train, test), strict=True):
-        _kdd.warn_skipped(f, records)
-    enc = _kdd.encode(train, test, labels=labels, drop_constant=drop_constant)
+        warn_skipped(f, records.skipped_rows, records.skipped_lines)
+    enc = encode(train, test, labels=labels, drop_constant=drop_constant)
     info = {
         "source": str(folder),
         "files": [train_file, test_file],
@@ -79,4 +81,4 @@ def nsl_kdd(path: str | Path, *, labels: LabelMode = "binary",
         "difficulty": "validated (integer 0..21) and discarded",
     }
     return Dataset("nsl-kdd", enc.x_train, enc.y_train, enc.x_test, enc.y_test, enc.domain,
-                   enc.feature_names, _kdd.class_names(labels), info)
+                   enc.feature_names, class_names(labels), info)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from advlab.data._kdd import check_on_bad_rows, find_file
-from advlab.data.base import DataFormatError, Dataset, OnBadRows
+from advlab.data.base import DataFormatError, Dataset
+from advlab.data.reading import BadRows, OnBadRows, check_on_bad_rows, find_file, warn_skipped
 from advlab.domain import Domain
 
 N_FEATURES = 241
@@ -19,7 +18,6 @@ N_FEATURES = 241
 LABEL_COLUMN = "Label"
 CLASS_NAMES: tuple[str, ...] = ("goodware", "malware")
 _BINARY_TEXT = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
-_MAX_SKIPPED_LINES = 20
 
 
 def _cell_problem(col: int, name: str, text: str, what: str) -> str | None:
@@ -32,11 +30,11 @@ def _cell_problem(col: int, name: str, text: str, what: str) -> str | None:
 
 
 def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np.ndarray,
-                                                          int, list[int], int]:
-    """Parse and validate the CSV; returns names, features, labels, skipped, lines, blanks."""
+                                                          BadRows, int]:
+    """Parse and validate the CSV; returns names, features, labels, skipped rows, blanks."""
     rows: list[bytes] = []
     labels: list[int] = []
-    skipped, skipped_lines, blank = 0, [], 0
+    bad_rows, blank = BadRows(file, on_bad_rows), 0
     fast = {"0", "1"}
     # utf-8-sig drops a byte-order mark; undecodable bytes become U+FFFD and then fail validation
     # with a line number.
@@ -89,19 +87,11 @@ def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np
                     rows.append(bytes(48 + v for v in values[:-1]))
                     labels.append(values[-1])
                     continue
-            if on_bad_rows == "raise":
-                raise DataFormatError(file, line, problem)
-            skipped += 1
-            if len(skipped_lines) < _MAX_SKIPPED_LINES:
-                skipped_lines.append(line)
+            bad_rows.report(line, problem)
     if not rows:
-        if skipped:
-            raise DataFormatError(file, skipped_lines[0], f"no valid rows: all {skipped} rows "
-                                  "are malformed (the first is at this line)")
-        raise DataFormatError(file, None, "no records after the header")
+        raise bad_rows.no_valid_rows("no records after the header")
     x = (np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), N_FEATURES) - 48)
-    return names[:-1], x.astype(np.float32), np.array(labels, dtype=np.int64), skipped, \
-        skipped_lines, blank
+    return names[:-1], x.astype(np.float32), np.array(labels, dtype=np.int64), bad_rows, blank
 
 
 def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
@@ -144,10 +134,8 @@ def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
     if not 0 < test_size < 1:
         raise ValueError(f"tuandromd: test_size must be in (0, 1), got {test_size}")
     file = find_file(Path(path), ("TUANDROMD.csv", "*.csv"), "tuandromd")
-    names, x, y, skipped, skipped_lines, blank = _read(file, on_bad_rows)
-    if skipped:
-        warnings.warn(f"{file}: skipped {skipped} malformed row(s) (first at line(s) "
-                      f"{skipped_lines[:5]})", stacklevel=2)
+    names, x, y, bad_rows, blank = _read(file, on_bad_rows)
+    warn_skipped(file, bad_rows.skipped, bad_rows.lines)
     counts = np.bincount(y, minlength=2)
     n_test = int(np.ceil(test_size * len(y)))  # as scikit-learn rounds it
     stratify = y if counts.min() >= 2 and min(n_test, len(y) - n_test) >= 2 else None
@@ -172,7 +160,7 @@ def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
                   "stratify": "label" if stratify is not None else "none"},
         "class_counts": {"goodware": int(counts[0]), "malware": int(counts[1])},
         "constraints": "all features binary and increase-only",
-        "skipped_rows": skipped,
+        "skipped_rows": bad_rows.skipped,
         "blank_lines_ignored": blank,
     }
     return Dataset("tuandromd", x_train, torch.from_numpy(y[train_idx]), x_test,
