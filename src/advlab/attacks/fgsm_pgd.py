@@ -155,48 +155,65 @@ def _run(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Tensor
 def _iterate(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: ThreatModel,
              start: Tensor, steps: int, step_size: float, loss: str, early_stop: bool,
              coordinates_per_step: int | None) -> tuple[Tensor, Tensor, Tensor]:
-    """One PGD run with per-sample early stopping. Returns (x_adv, loss, success) per sample."""
+    """One PGD run with per-sample early stopping. Returns (x_adv, loss, success) per sample.
+
+    The active batch is kept compacted (samples that succeed leave it), and every step costs
+    one forward+backward plus a few elementwise operations: L∞ projects with a precomputed box.
+    """
     n = x0.shape[0]
     out, out_loss = x0.clone(), torch.empty(n, dtype=x0.dtype, device=x0.device)
     success = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    best_x, best_loss = start.clone(), torch.full_like(out_loss, -math.inf)
-    active = torch.arange(n, device=x0.device)
-    x_adv, xa, ya, ta = start, x0, y, target
     lo, hi = threat.domain.delta_bounds(x0)
+    if threat.norm == "linf":  # ball ∩ box is a box: precompute it in absolute coordinates
+        lo, hi = x0 + lo.clamp_min(-threat.eps), x0 + hi.clamp_max(threat.eps)
+    t = target if target is not None else y
+    # active state, compacted together: x_adv, x0, y, target, lo, hi, best_x, best_loss,
+    # best_hit, original index
+    state = [start, x0, y, t, lo, hi, start,
+             torch.full((n,), -math.inf, dtype=x0.dtype, device=x0.device),
+             torch.zeros(n, dtype=torch.bool, device=x0.device), torch.arange(n, device=x0.device)]
+    loss_fn = get_loss(loss)
     for step in range(steps + 1):
+        x_adv, xa, ya, ta, lo_a, hi_a, b_x, b_loss, b_hit, idx = state
+        ta_or_none = ta if target is not None else None
         if step < steps:
-            logits, values, grad = logits_and_grad(model, x_adv, ya, loss=loss, target=ta)
+            logits, values, grad = logits_and_grad(model, x_adv, ya, loss=loss, target=ta_or_none)
         else:
             with torch.no_grad():
                 logits = model(x_adv)
-                values = get_loss(loss)(logits, ya, ta)
+                values = loss_fn(logits, ya, ta_or_none)
         if step == 0:
             check_logits(logits, where="pgd: model")
-        improved = values > best_loss[active]
-        best_loss[active] = torch.where(improved, values, best_loss[active])
-        best_x[active] = torch.where(expand_as_batch(improved, x_adv), x_adv, best_x[active])
-        if early_stop:
-            hit = is_success(logits, ya, ta)
-            if bool(hit.any()):
-                h = hit.nonzero()[:, 0]
-                valid, ok = repaired_success(model, x_adv[h], xa[h], ya[h], threat,
-                                             index_or_none(ta, h))
-                h, valid = h[ok], valid[ok]
-                out[active[h]], out_loss[active[h]] = valid, values[h]
-                success[active[h]] = True
-                keep = torch.ones_like(hit)
-                keep[h] = False
-                active, x_adv, xa, ya = active[keep], x_adv[keep], xa[keep], ya[keep]
-                ta, lo, hi = index_or_none(ta, keep), lo[keep], hi[keep]
-                grad = grad[keep] if step < steps else grad
-                if active.numel() == 0:
-                    return out, out_loss, success
+        hit = is_success(logits, ya, ta_or_none)
+        improved = values > b_loss
+        state[6] = torch.where(expand_as_batch(improved, x_adv), x_adv, b_x)
+        state[7] = torch.where(improved, values, b_loss)
+        state[8] = torch.where(improved, hit, b_hit)
+        if early_stop and bool(hit.any()):
+            h = hit.nonzero()[:, 0]
+            valid, ok = repaired_success(model, x_adv[h], xa[h], ya[h], threat,
+                                         None if target is None else ta[h])
+            h, valid = h[ok], valid[ok]
+            out[idx[h]], out_loss[idx[h]], success[idx[h]] = valid, values[h], True
+            keep = torch.ones_like(hit)
+            keep[h] = False
+            state = [v[keep] for v in state]
+            if step < steps:
+                grad = grad[keep]
+            if state[9].numel() == 0:
+                return out, out_loss, success
         if step == steps:
             break
-        d = _direction(grad, x_adv - xa, lo, hi, threat, coordinates_per_step)
-        x_adv = threat.project(x_adv + step_size * d, xa, relax=True)
-    rest = active if early_stop else torch.arange(n, device=x0.device)
-    valid, ok = repaired_success(model, best_x[rest], x0[rest], y[rest], threat,
-                                 index_or_none(target, rest))
-    out[rest], out_loss[rest], success[rest] = valid, best_loss[rest], ok
+        x_adv, xa, lo_a, hi_a = state[0], state[1], state[4], state[5]
+        if threat.norm == "linf":
+            state[0] = torch.clamp(x_adv.add(grad.sign(), alpha=step_size), lo_a, hi_a)
+        else:
+            d = _direction(grad, x_adv - xa, lo_a, hi_a, threat, coordinates_per_step)
+            state[0] = xa + norms.project(x_adv - xa + step_size * d, threat.norm, threat.eps,
+                                          lower=lo_a, upper=hi_a)
+    _, xa, ya, ta, _, _, b_x, b_loss, b_hit, idx = state
+    if threat.domain.is_discrete:  # repair the kept point, then check success again
+        b_x, b_hit = repaired_success(model, b_x, xa, ya, threat,
+                                      None if target is None else ta)
+    out[idx], out_loss[idx], success[idx] = b_x, b_loss, b_hit
     return out, out_loss, success
