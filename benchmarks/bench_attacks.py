@@ -1,0 +1,136 @@
+"""Overhead of advlab's PGD over the gradient floor: pgd time ÷ (steps × one forward+backward).
+
+Usage: .venv/bin/python benchmarks/bench_attacks.py [--repeats 15] [--nsl-kdd DIR] [--profile]
+
+For two models, on one batch each,
+
+* the NSL-KDD MLP (``train_classifier(load("nsl-kdd", DIR), "mlp", epochs=3)``), batch 1024 of
+  the test rows, threat domain = the data set's Domain (bounds, integer/binary/one-hot features
+  relaxed in the loop and repaired once at the end, immutable protocol_type);
+* the digits small_cnn (28×28 upsampled digits, 5 epochs), batch 256 (the 450 test images,
+  repeated if the batch is larger), domain [0, 1];
+
+times ``pgd(model, x, y, ThreatModel(norm, eps, domain), steps=20, early_stop=...)`` and one
+forward+backward of the model on the same batch (``torch.autograd.grad`` of the summed
+cross-entropy w.r.t. the input), median over the repeats, interleaved after one warm-up run.
+The figure to quote is the ratio ``pgd / (20 × forward+backward)``: 1.0 is the cost of the
+gradients alone (a PGD run also does 2 extra forward passes, the last iterate's loss and the
+final success check, about +0.03 to +0.05 of the ratio). The target is ≤ 1.15 for L∞ without
+early stopping. With early stopping the ratio depends on how fast the samples fall, so it is
+reported for information only.
+
+``--profile`` also prints the top functions of a cProfile run of each L∞ PGD call (no early stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from common import (
+    DEFAULT_NSL_KDD,
+    Subject,
+    digits_subject,
+    environment,
+    fmt,
+    forward_backward,
+    interleaved,
+    log,
+    median,
+    nsl_kdd_subject,
+    table,
+)
+
+from advlab import ThreatModel
+from advlab.attacks import pgd
+
+STEPS = 20
+# eps per norm and data set: L∞ as in compare.py; L2 and L1 of comparable strength
+EPS = {"digits": {"linf": 0.1, "l2": 1.5, "l1": 15.0},
+       "nsl-kdd": {"linf": 0.05, "l2": 0.5, "l1": 2.0}}
+
+
+def cases_for(subject: Subject) -> dict[str, Callable[[], object]]:
+    x, y, model = subject.x, subject.y, subject.model
+    domain = subject.dataset.domain
+    eps = EPS[subject.name]
+
+    def run(norm: str, early_stop: bool) -> Callable[[], object]:
+        threat = ThreatModel(norm, eps[norm], domain)  # type: ignore[arg-type]
+
+        def go() -> object:
+            gen = torch.Generator().manual_seed(0)
+            return pgd(model, x, y, threat, steps=STEPS, early_stop=early_stop, generator=gen)
+
+        return go
+
+    return {
+        "forward+backward": forward_backward(model, x, y),
+        f"pgd linf eps={eps['linf']}, early_stop=False": run("linf", False),
+        f"pgd linf eps={eps['linf']}, early_stop=True": run("linf", True),
+        f"pgd l2 eps={eps['l2']}, early_stop=False": run("l2", False),
+        f"pgd l1 eps={eps['l1']}, early_stop=False": run("l1", False),
+    }
+
+
+def profile(name: str, fn: Callable[[], object], top: int = 18) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    print(f"\ncProfile of {name} (sorted by own time):\n```")
+    print("\n".join(line for line in buf.getvalue().splitlines() if line.strip()))
+    print("```")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--nsl-kdd", type=Path, default=DEFAULT_NSL_KDD, metavar="DIR")
+    parser.add_argument("--digits-batch", type=int, default=256)
+    parser.add_argument("--nsl-kdd-batch", type=int, default=1024)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"# PGD overhead over the gradient floor ({STEPS} steps)\n")
+    print(f"{environment()}; median of {args.repeats} interleaved repeats after 1 warm-up\n")
+    subjects: list[tuple[str, Subject]] = []
+    log("training the NSL-KDD MLP ...")
+    nsl = nsl_kdd_subject(args.nsl_kdd, args.nsl_kdd_batch)
+    if nsl is None:
+        print(f"NSL-KDD MLP row skipped: no data folder at {args.nsl_kdd} (pass --nsl-kdd DIR)\n")
+    else:
+        subjects.append((f"NSL-KDD mlp, batch {args.nsl_kdd_batch}×122", nsl))
+    log("training the digits small_cnn ...")
+    subjects.append((f"digits small_cnn, batch {args.digits_batch}×1×28×28",
+                     digits_subject(args.digits_batch)))
+    rows, to_profile = [], []
+    for label, subject in subjects:
+        log(f"timing {label} ...")
+        cases = cases_for(subject)
+        times = interleaved(cases, args.repeats)
+        fb = median(times["forward+backward"])
+        for name, ts in times.items():
+            med = median(ts)
+            ratio = "–" if name == "forward+backward" else fmt(med / (STEPS * fb))
+            rows.append([label, name, fmt(med * 1e3, 2), fmt(STEPS * fb * 1e3, 1), ratio])
+        linf = next(n for n in cases if n.startswith("pgd linf") and "False" in n)
+        to_profile.append((f"{label}: {linf}", cases[linf]))
+    print(table(["model, batch", "case", "median ms", f"{STEPS} × f+b ms",
+                 f"pgd / ({STEPS} × f+b)"], rows, "llrrr"))
+    print("\nTarget: ratio ≤ 1.15 for L∞ with early_stop=False. Domains: NSL-KDD = the data "
+          "set's Domain (one-hot/integer/binary relaxed, repaired at the end); digits = [0, 1].")
+    if args.profile:
+        for name, fn in to_profile:
+            profile(name, fn)
+
+
+if __name__ == "__main__":
+    main()
