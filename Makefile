@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint bench compare-setup compare clean
+.PHONY: demo test browser test-all lint bench compare-setup compare clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "advlab needs Python >= 3.10"'
@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/advlab demo --out runs/demo
 
-test: $(STAMP)
+# Debian's Chromium and ChromeDriver, for the report's browser test (root or sudo needed once).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-all: $(STAMP)
