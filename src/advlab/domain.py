@@ -306,6 +306,12 @@ class Domain:
     def validate(self, x: Tensor, x0: Tensor | None = None, *, name: str = "x",
                  atol: float = 1e-6) -> None:
         """Raise ``ValueError`` naming the first offending sample, feature, value and rule."""
+        if self.is_box and x0 is None:  # fast path: one fused comparison (attacks call this)
+            flat = self._flat(x)
+            lo, hi = self.bounds(flat)
+            if bool(((flat >= lo - atol) & (flat <= hi + atol)).all()) and (
+                    bool(torch.isfinite(lo).all() and torch.isfinite(hi).all())):
+                return
         ok = self.contains(x, x0, atol=atol)
         if bool(ok.all()):
             return

@@ -73,12 +73,48 @@ class ThreatModel:
             # no ball: the nearest valid point is the domain's own projection, which sees the
             # one-hot scores of x_adv itself (a box clip first would tie every score above 1)
             return self.domain.project(x_adv, x)
-        lo, hi = self.domain.delta_bounds(x)
+        lo, hi = self.delta_bounds(x)
         delta = norms.project(x_adv - x, self.norm, self.eps, lower=lo, upper=hi)
         out = x + delta
         if not relax and self.domain.is_discrete:
             out = self.repair(out, x)
         return out
+
+    def delta_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-coordinate bounds ``lo <= delta <= hi`` of the perturbations an attack should
+        search, for a relaxed (continuous) optimisation.
+
+        The domain's bounds (:meth:`Domain.delta_bounds`), tightened for a bounded Lp threat
+        (L∞, L2, L1: every coordinate obeys ``|delta_i| <= eps``) so that integer, binary and
+        one-hot features only range over the grid values they can actually reach: a binary flag
+        cannot flip when ``eps < 1``, and an integer count with grid step 0.2 cannot move at
+        ``eps = 0.1``. Without this, an attack spends its steps on relaxed values that the final
+        repair rounds away, and ends weaker than a single FGSM step.
+        """
+        lo, hi = self.domain.delta_bounds(x)
+        d = self.domain
+        if not self.bounded or self.norm == "l0" or not d.is_discrete:
+            return lo, hi
+        flat_lo, flat_hi = lo.flatten(1), hi.flatten(1)
+        step = torch.zeros(flat_lo.shape[1], dtype=lo.dtype, device=lo.device)
+        for kind in ("integer", "binary"):
+            mask = d.kind_mask(kind)  # type: ignore[arg-type]
+            if mask is None or not mask.any():
+                continue
+            res = (d.resolution if kind == "integer" else d.upper - d.lower)  # type: ignore[operator]
+            res = res.to(step).expand(step.shape[0])
+            step = torch.where(mask.to(step.device), res, step)
+        for group in d.one_hot_groups:
+            step[list(group)] = 1.0
+        grid = step > 0
+        if not bool(grid.any()):
+            return lo, hi
+        safe = torch.where(grid, step, torch.ones_like(step))
+        reach_down = torch.floor(torch.clamp(-flat_lo, max=self.eps) / safe + 1e-6) * safe
+        reach_up = torch.floor(torch.clamp(flat_hi, max=self.eps) / safe + 1e-6) * safe
+        flat_lo = torch.where(grid, -reach_down, flat_lo)
+        flat_hi = torch.where(grid, reach_up, flat_hi)
+        return flat_lo.reshape(lo.shape), flat_hi.reshape(hi.shape)
 
     def repair(self, x_adv: Tensor, x: Tensor) -> Tensor:
         """Make a relaxed point valid for a discrete domain without leaving the ball.

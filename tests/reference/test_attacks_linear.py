@@ -97,12 +97,31 @@ def test_deepfool_overshoot_scales_the_total_perturbation(problem) -> None:
     torch.testing.assert_close(over - x, 1.5 * (plain - x))
 
 
-def test_carlini_wagner_is_within_3_percent_and_never_below(problem) -> None:
+@pytest.mark.parametrize("box", ["tanh", "project", "auto"])
+def test_carlini_wagner_is_within_3_percent_and_never_below(problem, box) -> None:
     model, x, y, w, f = problem
-    x_adv = carlini_wagner_l2(model, x, y, ThreatModel("l2", math.inf, FREE), steps=200)
+    x_adv = carlini_wagner_l2(model, x, y, ThreatModel("l2", math.inf, FREE), steps=200, box=box)
     ratio = norms.norm(x_adv - x, "l2") / (f.abs() / w.norm())
     assert (model(x_adv).argmax(1) != y).all()
     assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.03
+
+
+# The same problems scaled by 1/4 into the box [-1, 1]^D, where the projection onto the closest
+# boundary stays inside the box (|x'| < 0.9): the closed forms are still the optima. Unlike on FREE
+# (no bounds: every mode optimises x' itself), tanh and projection differ here; "auto" picks tanh,
+# as no coordinate starts on a face. C&W's resolution is ~step_size per coordinate, and tanh's is
+# step_size · (hi - lo) / 2 at most, so the distances are kept large against 0.01.
+UNIT = Domain(-1.0, 1.0)
+
+
+@pytest.mark.parametrize("box", ["tanh", "project", "auto"])
+def test_carlini_wagner_inside_a_box_is_within_5_percent_and_never_below(problem, box) -> None:
+    _, x, y, w, f = problem
+    model, x, f = binary_linear(w, 0.2 / 4), x / 4, f / 4
+    x_adv = carlini_wagner_l2(model, x, y, ThreatModel("l2", math.inf, UNIT), steps=200, box=box)
+    ratio = norms.norm(x_adv - x, "l2") / (f.abs() / w.norm())
+    assert (model(x_adv).argmax(1) != y).all() and UNIT.contains(x_adv).all()
+    assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.05
 
 
 def test_no_linf_attack_succeeds_just_inside_the_boundary_distance(problem) -> None:
@@ -153,6 +172,22 @@ def test_minimal_norm_attacks_on_multiclass_linear(name, p) -> None:
     assert (model(x_adv).argmax(1) != y).all()
     assert ratio.min() >= 1.0 - 1e-9, "an attack below the exact optimum means a broken norm"
     assert ratio.max() <= 1.25
+
+
+@pytest.mark.parametrize("box", ["tanh", "project", "auto"])
+def test_carlini_wagner_on_multiclass_linear_inside_a_box(box) -> None:
+    model, x, y = multiclass_problem()
+    with torch.no_grad():
+        model.weight.mul_(4)  # the same decision regions for x / 4
+    x = x / 4
+    optimum = exact_min_distance(model, x, y, "l2")
+    keep = optimum > 0.1 / 4
+    x, y, optimum = x[keep], y[keep], optimum[keep]
+    x_adv = carlini_wagner_l2(model, x, y, ThreatModel("l2", math.inf, UNIT), best_of_targets=4,
+                              box=box)
+    ratio = norms.norm(x_adv - x, "l2") / optimum
+    assert (model(x_adv).argmax(1) != y).all() and UNIT.contains(x_adv).all()
+    assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.1
 
 
 @pytest.mark.parametrize("use_logits", [False, True])

@@ -218,7 +218,7 @@ def test_property_mixed_relaxed_projection(case) -> None:
     x, x_adv, p, eps = case
     tm = ThreatModel(p, eps, mixed_domain())  # type: ignore[arg-type]
     out = tm.project(x_adv, x, relax=True)
-    lo, hi = tm.domain.delta_bounds(x)
+    lo, hi = tm.delta_bounds(x)  # the domain's box, tightened to the reachable grid values
     delta = out - x
     limit = eps if p == "l0" else eps * (1 + REL)
     assert bool((norms.norm(delta, p) <= limit).all())  # type: ignore[arg-type]
@@ -238,8 +238,11 @@ def test_relaxed_projection_may_be_off_grid() -> None:
     x = valid_from_uniform(np.full((1, F), 0.4))
     x_adv = x + 1.0
     relaxed = tm.project(x_adv, x, relax=True)
-    assert_close(relaxed[0, 2], x[0, 2] + 0.3)  # integer count moved off its grid
-    assert not bool(tm.contains(relaxed, x).any())
+    # an integer count whose grid step exceeds eps has no other reachable value: it stays put
+    assert_close(relaxed[0, 2], x[0, 2])
+    wide = ThreatModel("linf", 1.5 * RES[2], mixed_domain())
+    off_grid = wide.project(x_adv, x, relax=True)
+    assert_close(off_grid[0, 2], x[0, 2] + RES[2])  # relaxed up to the last reachable grid value
     repaired = tm.project(x_adv, x)
     assert bool(tm.contains(repaired, x).all())
     assert_close(repaired[0, 2], x[0, 2])  # rounding 0.3 steps away goes back to x
@@ -254,7 +257,8 @@ def test_repair_never_rounds_out_of_the_ball(p: str) -> None:
     tm = ThreatModel(p, 0.6, d)  # type: ignore[arg-type]
     x = torch.tensor([[3.0, 5.0]])
     x_adv = torch.tensor([[3.6, 5.0]])
-    assert_close(tm.project(x_adv, x, relax=True), x_adv)
+    # the relaxation only ranges over reachable grid values: none but x's within 0.6
+    assert_close(tm.project(x_adv, x, relax=True), x)
     assert_close(tm.project(x_adv, x), x)
     # with a large enough ball the nearest grid point is taken
     assert_close(ThreatModel(p, 1.0, d).project(x_adv, x),  # type: ignore[arg-type]
@@ -265,10 +269,10 @@ def test_repair_keeps_one_hot_category_when_a_switch_leaves_the_ball() -> None:
     d = Domain(lower=[0.0] * 4, upper=1.0, one_hot_groups=[[0, 1, 2]])
     x = torch.tensor([[1.0, 0.0, 0.0, 0.5]])
     x_adv = torch.tensor([[0.0, 1.0, 0.0, 0.9]])
-    # relaxed L∞ 0.6: (0.4, 0.6, 0, 0.9); its arg-max switches category, an L∞ move of 1 > 0.6,
-    # so the repair keeps x's category and only the continuous step survives
+    # switching category is an L∞ move of 1 > 0.6: the relaxation already keeps x's category,
+    # and only the continuous step survives
     tm = ThreatModel("linf", 0.6, d)
-    assert_close(tm.project(x_adv, x, relax=True), torch.tensor([[0.4, 0.6, 0.0, 0.9]]))
+    assert_close(tm.project(x_adv, x, relax=True), torch.tensor([[1.0, 0.0, 0.0, 0.9]]))
     assert_close(tm.project(x_adv, x), torch.tensor([[1.0, 0.0, 0.0, 0.9]]))
     # L0 2: the two indicators are the largest gains; switching changes exactly two features
     assert_close(ThreatModel("l0", 2, d).project(x_adv, x), torch.tensor([[0.0, 1.0, 0.0, 0.5]]))
@@ -448,3 +452,22 @@ def test_linear_model_loss_maximiser(p: str) -> None:
     # and projecting a longer step along the same direction does not change the answer
     assert_close(tm.project(x + 10 * eps * norms.steepest_ascent(w, p), x),  # type: ignore[arg-type]
                  expected)
+
+
+def test_delta_bounds_keep_only_reachable_grid_values() -> None:
+    """Binary flags cannot flip and coarse integers cannot move when eps is below their step."""
+    domain = Domain(0.0, 1.0, kinds={0: "binary", 1: "integer", 2: "integer"},
+                    resolution=[1.0, 0.2, 0.05, 1.0], one_hot_groups=[], n_features=4)
+    x = torch.tensor([[0.0, 0.4, 0.5, 0.5]])
+    lo, hi = ThreatModel("linf", 0.1, domain).delta_bounds(x)
+    assert lo.tolist() == [[0.0, 0.0, pytest.approx(-0.1), -0.5]]  # continuous: domain only
+    assert hi.tolist() == [[0.0, 0.0, pytest.approx(0.1), 0.5]]
+    lo, hi = ThreatModel("l2", 0.45, domain).delta_bounds(x)
+    assert lo[0, :2].tolist() == [0.0, pytest.approx(-0.4)] and hi[0, :2].tolist() == \
+        [0.0, pytest.approx(0.4)]
+    lo, hi = ThreatModel("linf", 1.0, domain).delta_bounds(x)
+    assert (lo[0, 0], hi[0, 0]) == (0.0, 1.0)  # eps = 1: the flag may flip
+    lo_d, hi_d = domain.delta_bounds(x)
+    for threat in (ThreatModel("l0", 2, domain), ThreatModel("l2", math.inf, domain)):
+        lo, hi = threat.delta_bounds(x)
+        assert torch.equal(lo, lo_d) and torch.equal(hi, hi_d)

@@ -9,25 +9,55 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advlab.attacks.common import Model, check_inputs, movable, repaired_success
+from advlab.attacks.common import (
+    Model,
+    check_inputs,
+    expand_as_batch,
+    movable,
+    repaired_success,
+)
 from advlab.losses import is_success
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
 
 _CROSS = 1e-5  # relative slack so a linearised step lands just past the boundary, not on it
+_STALL = 0.2  # a paper step keeping less than this share of its linearised progress has stalled
+_FINISH = 0.1  # below this share of the first linearised distance, finish with the exact step
+_FLOOR = 1e-3  # shortest step, as a share of the first linearised distance (float resolution)
 
 
 def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
              steps: int = 50, overshoot: float = 0.02, candidates: int = 10) -> Tensor:
-    """DeepFool (Moosavi-Dezfooli et al., CVPR 2016, Algorithm 2; arXiv:1511.04599).
+    """DeepFool (Moosavi-Dezfooli, Fawzi, Frossard, "DeepFool: a simple and accurate method to
+    fool deep neural networks", CVPR 2016, Algorithm 2; arXiv:1511.04599).
 
-    Linearises the classifier at the current point and jumps to the nearest linearised boundary
-    among the ``candidates`` classes with the largest clean logits: with
-    ``w_k = grad(f_k - f_y)`` and ``f_k' = f_k - f_y``, the step is
-    ``r = |f_l'| / ||w_l||_2^2 * w_l`` (L2) or ``|f_l'| / ||w_l||_1 * sign(w_l)`` (L∞, eq. 9
-    with q = 1), ``l = argmin_k |f_k'| / ||w_k||_q``. The overshoot multiplies the *total*
-    perturbation, ``x_i = x + (1 + overshoot) * sum r``, as in the paper. Each sample stops as
-    soon as its label flips. Gradients are restricted to the coordinates the domain lets move.
+    Each iteration linearises the classifier at the current point ``x_i`` and steps to the
+    nearest linearised boundary among the ``candidates`` classes with the largest clean logits:
+    with ``f_k' = f_k - f_y`` and ``w_k = grad f_k'`` at ``x_i``,
+    ``l = argmin_k |f_k'| / ||w_k||_q`` and the step is ``r_i = |f_l'| / ||w_l||_2^2 * w_l``
+    (L2) or ``|f_l'| / ||w_l||_1 * sign(w_l)`` (L∞, eq. 9 with q = 1). The overshoot multiplies
+    the *total* perturbation, as in the paper: ``x_{i+1} = x + (1 + overshoot) * sum_j r_j``.
+    Each sample stops as soon as its label flips.
+
+    Box handling (the paper has none). Every iterate is clipped into ``threat.domain``
+    (:meth:`Domain.clip`), and the total is reset to what the domain kept, so a later step can
+    undo a clipped coordinate. Features that cannot move at all (immutable ones) are left out of
+    the input space. The class ``l`` is the nearest in the allowed directions (``w_k`` masked by
+    :func:`~advlab.attacks.common.movable`: no coordinate at a bound pushed outwards), which is
+    the exact box distance of a linear model. The step towards it is the paper's, from the full
+    gradient at the clipped point, then clipped: where coordinates sit at a bound the clip
+    shortens it, and the sample approaches the boundary in shorter steps that re-linearise more
+    often, which on ReLU networks (whose boundary is usually nearer than a linearisation far from
+    it predicts) ends closer to the boundary than one long step. Clipped steps only approach the
+    linearised boundary geometrically and never cross it, so a sample takes the exact
+    linearised step within the allowed directions (the masked ``w_l``) instead when its paper
+    step stalls (the clip keeps less than 20 % of its linearised progress), once its distance
+    is below 10 % of its first one, and on its last iteration. In an unbounded domain both
+    steps are the paper's. Steps are at least 0.1 % of the first distance long, so float
+    rounding cannot hold a sample on the boundary. Integer, binary and one-hot features are
+    relaxed while iterating and repaired at the end; a sample whose repair undoes the success
+    keeps iterating from its relaxed point, with steps at least ``overshoot`` times its first
+    distance long, so that it moves further past the boundary.
 
     Args:
         steps: maximum iterations per sample. overshoot: the paper's eta (0.02).
@@ -35,7 +65,7 @@ def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
         Others: see :mod:`advlab.attacks.common`; ``threat.norm`` is ``"l2"`` or ``"linf"``.
 
     Returns:
-        The perturbed point for each sample where DeepFool succeeded, ``x`` elsewhere.
+        Each sample's first successful (repaired) point, ``x`` where DeepFool failed.
     """
     check_inputs("deepfool", model, x, y, threat, None)
     if threat.norm not in ("l2", "linf"):
@@ -45,6 +75,7 @@ def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
                          f"{steps}, {overshoot}, {candidates}")
     x = x.detach()
     out = x.clone()
+    norm = threat.norm
     with eval_mode(model):
         with torch.no_grad():
             clean = model(x)
@@ -52,10 +83,14 @@ def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
         k = min(candidates, clean.shape[1])
         classes = clean.topk(k, dim=1).indices
         lo, hi = threat.domain.delta_bounds(x)
+        fixed = lo == hi  # immutable features: not part of the input space
+        has_fixed = bool(fixed.any())
         active = torch.arange(len(x), device=x.device)
         r_total = torch.zeros_like(x)
         x_adv = x
-        for _ in range(steps + 1):
+        first: Tensor | None = None  # each sample's first linearised distance
+        undone = torch.zeros(len(x), dtype=torch.bool, device=x.device)  # repair undid a success
+        for it in range(steps + 1):
             logits, grads = _class_gradients(model, x_adv, classes[active], y[active])
             hit = is_success(logits, y[active], None)
             if bool(hit.any()):
@@ -64,14 +99,36 @@ def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
                                              threat, None)
                 out[active[h[ok]]] = valid[ok]
                 hit[h[~ok]] = False  # the repair undid it: keep searching from the relaxed point
+                undone[active[h[~ok]]] = True
             keep = ~hit
             active, x_adv, r_total = active[keep], x_adv[keep], r_total[keep]
             logits, grads = logits[keep], grads[keep]
-            if active.numel() == 0:
+            if first is not None:
+                first = first[keep]
+            if active.numel() == 0 or it == steps:
                 break
-            x0, lo_a, hi_a = x[active], lo[active], hi[active]
-            r_total = r_total + _step(logits, grads, classes[active], y[active], x_adv - x0,
-                                      lo_a, hi_a, threat.norm)
+            x0, lo_a, hi_a, cls, y_a = x[active], lo[active], hi[active], classes[active], y[active]
+            if has_fixed:
+                grads = grads.masked_fill(fixed[active].unsqueeze(1), 0.0)
+            # the nearest boundary reachable in the allowed directions picks the class l
+            w_m = movable(grads, (x_adv - x0).unsqueeze(1), lo_a.unsqueeze(1), hi_a.unsqueeze(1))
+            dist, f_l, best = _nearest(logits, w_m, cls, y_a, norm)
+            if first is None:
+                first = torch.where(torch.isfinite(dist), dist, torch.zeros_like(dist))
+            # past the relaxed boundary, a step of the overshoot pushes on towards a valid success
+            floor = torch.where(undone[active], max(overshoot, _FLOOR), _FLOOR) * first
+            rows = torch.arange(len(active), device=x.device)
+            w = grads[rows, best].flatten(1)
+            r_full = _step(f_l, w, norm, floor).reshape(x0.shape)
+            r_exact = _step(f_l, w_m[rows, best].flatten(1), norm, floor).reshape(x0.shape)
+            # the paper's step, clipped: how much of its linearised progress did the box keep?
+            tried = threat.domain.clip(x0 + (1 + overshoot) * (r_total + r_full), x0)
+            wanted = (1 + overshoot) * (w * r_full.flatten(1)).sum(1)
+            kept = (w * (tried - x_adv).flatten(1)).sum(1) / wanted.clamp_min(1e-30)
+            exact = (kept < _STALL) | (dist <= _FINISH * first) | torch.isinf(dist)
+            if it == steps - 1:
+                exact = torch.ones_like(exact)
+            r_total = r_total + torch.where(expand_as_batch(exact, x0), r_exact, r_full)
             x_adv = threat.domain.clip(x0 + (1 + overshoot) * r_total, x0)
             r_total = (x_adv - x0) / (1 + overshoot)  # what the domain kept, so steps can undo it
     return out.detach()
@@ -90,20 +147,26 @@ def _class_gradients(model: Model, x: Tensor, classes: Tensor, y: Tensor) -> tup
     return logits.detach(), grads.detach().movedim(0, 1)
 
 
-def _step(logits: Tensor, grads: Tensor, classes: Tensor, y: Tensor, delta: Tensor, lo: Tensor,
-          hi: Tensor, norm: str) -> Tensor:
+def _nearest(logits: Tensor, grads: Tensor, classes: Tensor, y: Tensor,
+             norm: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The nearest linearised boundary among the candidates (Algorithm 2, line 6 and eq. 9):
+    ``l = argmin_k |f_k'| / ||w_k||_q``. Returns, each ``(n,)``, that distance (``inf`` where no
+    candidate has a gradient), the gap ``|f_l'|`` and the candidate index ``l``."""
     n, k = classes.shape
     f = (logits.gather(1, classes) - logits.gather(1, y[:, None])).abs()  # (n, K)
-    w = movable(grads, delta.unsqueeze(1), lo.unsqueeze(1), hi.unsqueeze(1)).reshape(n, k, -1)
+    w = grads.reshape(n, k, -1)
     dual = w.norm(p=2, dim=2) if norm == "l2" else w.abs().sum(dim=2)
     dist = f / dual.clamp_min(1e-12)
     dist = dist.masked_fill((classes == y[:, None]) | (dual == 0), float("inf"))
-    best = dist.argmin(dim=1)
-    w_l = w[torch.arange(n, device=w.device), best]  # (n, D)
-    f_l = f.gather(1, best[:, None])  # (n, 1)
-    dual_l = dual.gather(1, best[:, None]).clamp_min(1e-12)
-    scale = f_l * (1 + _CROSS) + 1e-12
-    r = scale / dual_l.square() * w_l if norm == "l2" else scale / dual_l * w_l.sign()
-    r = torch.where(torch.isinf(dist.gather(1, best[:, None])), torch.zeros_like(r), r)
-    return r.reshape(delta.shape)
+    best = dist.argmin(dim=1)[:, None]
+    return dist.gather(1, best)[:, 0], f.gather(1, best)[:, 0], best[:, 0]
 
+
+def _step(f: Tensor, w: Tensor, norm: str, floor: Tensor) -> Tensor:
+    """The linearised minimal step ``(n, D)`` along ``w`` closing the gap ``f`` (eq. 8), just
+    past the boundary and at least ``floor`` long in the attack's norm; zero where ``w = 0``."""
+    dual = (w.norm(p=2, dim=1) if norm == "l2" else w.abs().sum(dim=1))[:, None]
+    dual_c = dual.clamp_min(1e-12)
+    scale = torch.maximum(f[:, None], floor[:, None] * dual_c) * (1 + _CROSS) + 1e-12
+    r = scale / dual_c.square() * w if norm == "l2" else scale / dual_c * w.sign()
+    return torch.where(dual == 0, torch.zeros_like(r), r)

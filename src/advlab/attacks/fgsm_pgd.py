@@ -66,7 +66,12 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
         start = threat.random_point(x, generator, relax=True) if random_start else x
         logits, _, grad = logits_and_grad(model, start, y, loss=loss, target=target)
         check_logits(logits, where="fgsm: model")
-        lo, hi = threat.domain.delta_bounds(x)
+        lo, hi = threat.delta_bounds(x)
+        if threat.norm == "linf" and not threat.domain.is_discrete:
+            # ball ∩ box is a per-coordinate interval: one clamp is the exact projection, and the
+            # clamp also undoes any step into a bound (so no masking of the gradient is needed)
+            delta = start - x + alpha * grad.sign()
+            return (x + delta.clamp(lo.clamp(min=-threat.eps), hi.clamp(max=threat.eps))).detach()
         d = _direction(grad, start - x, lo, hi, threat, 1)
         x_adv = threat.project(start + alpha * d, x)
     return x_adv.detach()
@@ -163,7 +168,7 @@ def _iterate(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat:
     n = x0.shape[0]
     out, out_loss = x0.clone(), torch.empty(n, dtype=x0.dtype, device=x0.device)
     success = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    lo, hi = threat.domain.delta_bounds(x0)
+    lo, hi = threat.delta_bounds(x0)
     if threat.norm == "linf":  # ball ∩ box is a box: precompute it in absolute coordinates
         lo, hi = x0 + lo.clamp_min(-threat.eps), x0 + hi.clamp_max(threat.eps)
     t = target if target is not None else y

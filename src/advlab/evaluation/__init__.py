@@ -1,5 +1,13 @@
-"""Security evaluation: the scoring rule (more arrives with the evaluation issue)."""
+"""Security evaluation: the one scoring rule, the batched and resumable runner, security-evaluation
+curves and sanity checks.
 
+>>> from advlab.evaluation import evaluate          # doctest: +SKIP
+>>> ev = evaluate(model, data, ["fgsm", {"name": "pgd", "steps": 40}], [0.05, 0.1])  # doctest: +SKIP
+"""
+
+from advlab.evaluation.evaluate import Evaluation, ResumeError, evaluate
+from advlab.evaluation.runs import AttackRun, attack_parameters, build_runs
 from advlab.evaluation.score import Score, score
 
-__all__ = ["Score", "score"]
+__all__ = ["AttackRun", "Evaluation", "ResumeError", "Score", "attack_parameters", "build_runs",
+           "evaluate", "score"]

@@ -72,8 +72,15 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelFileError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own (Rust) error type
+            raise ModelFileError(f"{path}: not a safetensors weights file ({err})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure means: not a safe weights file
+        raise ModelFileError(f"{path}: not a weights file torch.load(weights_only=True) can "
+                             f"read ({type(err).__name__})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{path}: expected a state_dict of tensors")
     return state
