@@ -161,10 +161,12 @@ def gradient_cases(kind: str, subject: Subject, libs: Libraries, n: int) -> list
     tabular = name == "nsl-kdd"
     real = ThreatModel(norm, eps, subject.dataset.domain) if tabular else None
     x, y = subject.x[:n], subject.y[:n]
-    gen = torch.Generator()
+    calls = iter(range(1 << 30))
 
     def seeded() -> torch.Generator:
-        return gen.manual_seed(0)
+        """A new seed for every run, as the references draw theirs from the advancing global
+        RNGs: the robust accuracy is then a mean over as many random starts for everyone."""
+        return torch.Generator().manual_seed(next(calls))
 
     entries: list[Entry]
     notes: list[str] = []
@@ -369,6 +371,7 @@ class Result:
     times: list[float] = field(default_factory=list)
     output: Tensor | None = None
     error: str = ""
+    outputs: list[Tensor] = field(default_factory=list)  # every timed run's output
 
 
 def rounds_for(first_round: list[float], repeats: int, quick: bool) -> int:
@@ -422,6 +425,7 @@ def execute(case: Case, repeats: int, max_seconds: float,
                     continue
             res.times.append(seconds)
             res.output = torch.as_tensor(out).detach().to(torch.float32).reshape(x.shape)
+            res.outputs.append(res.output)
         if r == 0:
             rounds = rounds_for([results[e.library].times[0] for e in live
                                  if results[e.library].times], repeats, quick)
@@ -453,11 +457,14 @@ def evaluate(case: Case, results: dict[str, Result]) -> list[Row]:
             continue
         s = score(model, x, y, res.output, e.threat or case.threat, case.target)
         summary = s.summary()
+        # random starts differ from run to run: the figure is the mean over every timed run
+        key = "success_rate" if case.minimal else "robust_accuracy"
+        value = float(np.mean([score(model, x, y, o, e.threat or case.threat, case.target)
+                               .summary()[key] for o in res.outputs] or [summary[key]]))
         needed = s.success & s.clean_correct  # perturbations that were actually needed
         medians = tuple(float(getattr(s, p)[needed].median()) if needed.any() else float("nan")
                         for p in case.shown)
-        rows.append(Row(e, median(res.times), len(res.times),
-                        summary["success_rate"] if case.minimal else summary["robust_accuracy"],
+        rows.append(Row(e, median(res.times), len(res.times), value,
                         float(s.in_threat.float().mean()), medians))
     return rows
 
@@ -527,18 +534,29 @@ def bars(case: Case, rows: list[Row]) -> list[str]:
                    f"({best.entry.library}): {gap:+.1f} points; bar ≤ +0.5")
     if case.title.startswith("PGD"):
         speedup = fastest.seconds / main.seconds
-        out.append(f"{'FAIL' if speedup < 2 else 'PASS'} | {where} | {main.entry.library} "
+        # the issue's bar is PGD-40 L∞ on the digits CNN; the other PGD tables are for information
+        bar = case.subject.name == "digits" and case.title.startswith("PGD L∞")
+        verdict = ("FAIL" if speedup < 2 else "PASS") if bar else "info"
+        out.append(f"{verdict} | {where} | {main.entry.library} "
                    f"{main.seconds * 1e3:.1f} ms: {speedup:.2f}× faster than the fastest reference"
                    f" ({fastest.entry.library}, {fastest.seconds * 1e3:.1f} ms); bar ≥ 2×")
     elif not case.title.startswith("BIM"):
-        speedup = fastest.seconds / main.seconds
-        note = ""
-        if fastest.entry.steps < main.entry.steps:
-            note = (f" (it runs {fastest.entry.steps} gradient steps to advlab's "
-                    f"{main.entry.steps})")
-        out.append(f"{'FAIL' if speedup < 1 else 'PASS'} | {where} | {main.entry.library} "
-                   f"{main.seconds * 1e3:.1f} ms vs fastest reference {fastest.entry.library} "
-                   f"{fastest.seconds * 1e3:.1f} ms{note}; bar: not slower")
+        # "for the same budget": a reference that runs fewer gradient steps (torchattacks' C&W,
+        # one c and no binary search) is reported, not used for the bar
+        same = [r for r in refs if r.entry.steps >= main.entry.steps]
+        for r in sorted(refs, key=lambda r: r.seconds):
+            if r in same:
+                continue
+            out.append(f"info | {where} | {r.entry.library} {r.seconds * 1e3:.1f} ms runs "
+                       f"{r.entry.steps} gradient steps to advlab's {main.entry.steps} "
+                       f"({main.seconds * 1e3:.1f} ms): not the same budget")
+        if same:
+            fastest = min(same, key=lambda r: r.seconds)
+            speedup = fastest.seconds / main.seconds
+            out.append(f"{'FAIL' if speedup < 1 else 'PASS'} | {where} | {main.entry.library} "
+                       f"{main.seconds * 1e3:.1f} ms vs fastest reference with the same budget "
+                       f"{fastest.entry.library} {fastest.seconds * 1e3:.1f} ms "
+                       f"({speedup:.2f}×); bar: not slower")
     return out
 
 
@@ -577,7 +595,9 @@ def main() -> None:
     versions = [f"advlab {advlab.__version__}"] + [f"{p} {version(p)}" for p in LIBRARIES]
     print(", ".join(versions) + f"; {environment()}; numpy {np.__version__}\n")
     print(f"Times: median of at least {repeats} interleaved timed run(s) after a warm-up; runs "
-          f"slower than {args.max_seconds:g} s are not repeated.\n")
+          f"slower than {args.max_seconds:g} s are not repeated. Robust accuracy and success "
+          "rate: the mean over the timed runs (random starts are drawn anew in every run, by "
+          "every library); medians of norms: the last run.\n")
     log("training the digits small_cnn ...")
     subjects = [digits_subject(n_digits)]
     log("training the NSL-KDD MLP ...")

@@ -182,8 +182,8 @@ def _run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]
              for w in summary["worst_case"]}
     return {"command": "evaluate", "out": str(out), "report": str(report),
             "clean_accuracy": round(summary["clean_accuracy"], 6), "worst_case": worst,
-            "checks_failed": failed, "checks_warned": warned, "seconds": summary["timing"]["seconds"],
-            "seed": config.seed}
+            "checks_failed": failed, "checks_warned": warned,
+            "seconds": summary["timing"]["seconds"], "seed": config.seed}
 
 
 def _load_model(config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:

@@ -117,6 +117,8 @@ class Domain:
             i = int((inc & dec).nonzero()[0, 0])
             raise ValueError(f"Domain: feature {self._name(i)} is both increase- and decrease-only")
         set_(self, "_group_index", group_tensor(groups))
+        set_(self, "_finite_bounds", bool(torch.isfinite(lower).all() and
+                                          torch.isfinite(upper).all()))
 
     def _name(self, i: int) -> str:
         if self.feature_names is not None and 0 <= i < len(self.feature_names):
@@ -306,11 +308,16 @@ class Domain:
     def validate(self, x: Tensor, x0: Tensor | None = None, *, name: str = "x",
                  atol: float = 1e-6) -> None:
         """Raise ``ValueError`` naming the first offending sample, feature, value and rule."""
-        if self.is_box and x0 is None:  # fast path: one fused comparison (attacks call this)
+        if self.is_box and x0 is None and self._finite_bounds:  # type: ignore[attr-defined]
+            # fast path for the calls at every attack's entry: one reduction, one sync
             flat = self._flat(x)
             lo, hi = self.bounds(flat)
-            if bool(((flat >= lo - atol) & (flat <= hi + atol)).all()) and (
-                    bool(torch.isfinite(lo).all() and torch.isfinite(hi).all())):
+            if lo.dim() == 0 and hi.dim() == 0:
+                low, high = torch.aminmax(flat) if flat.numel() else (lo, hi)
+                inside = (low >= lo - atol) & (high <= hi + atol)
+            else:
+                inside = ((flat >= lo - atol) & (flat <= hi + atol)).all()
+            if bool(inside):  # NaN fails every comparison and takes the slow path below
                 return
         ok = self.contains(x, x0, atol=atol)
         if bool(ok.all()):

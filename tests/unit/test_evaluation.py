@@ -80,8 +80,16 @@ def test_minimal_norm_curve_comes_from_one_run(digits_mlp) -> None:
         assert row["robust_accuracy"] == pytest.approx(expected)
     curve = ev.summary["curves"]["l2"]["series"]["deepfool"]
     assert curve[0] == pytest.approx(ev.clean_accuracy)
-    assert all(a >= b for a, b in zip(curve, curve[1:]))
+    assert all(a >= b for a, b in zip(curve, curve[1:], strict=False))
     assert unbounded[0]["empirical_robustness"] > 0
+    # the dense curve (a step at each minimal norm) agrees with the grid rows where they meet
+    dense = ev.summary["curves"]["l2"]["minimal_norm"]["deepfool"]
+    steps = np.array(dense["eps"])
+    values = np.array(dense["robust_accuracy"])
+    assert np.all(np.diff(steps) >= 0) and np.all(np.diff(values) <= 0)
+    for eps, robust in zip(ev.summary["curves"]["l2"]["eps"], curve, strict=True):
+        at = values[np.searchsorted(steps, eps, side="right") - 1]
+        assert at == pytest.approx(robust, abs=1.5 / len(correct))
 
 
 def test_curves_start_at_clean_accuracy_and_worst_case_is_lowest(digits_mlp) -> None:
@@ -93,7 +101,7 @@ def test_curves_start_at_clean_accuracy_and_worst_case_is_lowest(digits_mlp) -> 
     for label in ("fgsm", "pgd"):
         series = curves["series"][label]
         assert series[0] == pytest.approx(ev.clean_accuracy)
-        assert all(w <= s + 1e-12 for w, s in zip(worst, series))
+        assert all(w <= s + 1e-12 for w, s in zip(worst, series, strict=True))
     per_class = ev.summary["worst_case"][0]["per_class_robust_accuracy"]
     assert len(per_class) == data.num_classes
 
@@ -179,3 +187,34 @@ def test_bad_attack_entries(entry, message) -> None:
 def test_labels_are_unique() -> None:
     runs = build_runs(["pgd", {"name": "pgd", "norm": "l2"}, {"name": "pgd", "constraints": "box"}])
     assert [r.label for r in runs] == ["pgd-linf", "pgd-l2", "pgd-linf (box only)"]
+
+
+def test_box_only_runs_do_not_lower_the_worst_case(digits_mlp) -> None:
+    """An unconstrained run attacks a larger threat model: reported, but not in the worst case."""
+    model, data = digits_mlp
+    ev = evaluate(model, data, ["fgsm", {"name": "pgd", "steps": 5, "constraints": "box"}],
+                  [0.1], n=40, batch_size=40, seed=0, progress=False, checks=False)
+    assert ev.summary["worst_case"][0]["attacks"] == ["fgsm"]
+    assert ev.worst_case("linf", 0.1) == ev.robust_accuracy("fgsm", 0.1)
+    only_box = evaluate(model, data, [{"name": "pgd", "steps": 5, "constraints": "box"}], [0.1],
+                        n=40, batch_size=40, seed=0, progress=False, checks=False)
+    assert only_box.summary["worst_case"][0]["attacks"] == ["pgd (box only)"]
+
+
+def test_tabular_section_counts_only_needed_perturbations() -> None:
+    """Per-feature figures are over the successes on clean-correct samples: rates <= 1."""
+    from advlab.data.base import Dataset
+    from advlab.domain import Domain
+
+    digits = load("digits")
+    flat = Dataset("digits-flat", digits.x_train.flatten(1), digits.y_train,
+                   digits.x_test.flatten(1), digits.y_test, Domain(0.0, 1.0, n_features=64),
+                   tuple(f"px{i}" for i in range(64)), digits.class_names)
+    torch.manual_seed(0)
+    model = train_classifier(flat, "mlp", epochs=2, val_fraction=0, progress=False).model
+    ev = evaluate(model, flat, ["fgsm"], [0.3], n=80, batch_size=40, progress=False,
+                  checks=False)
+    entry = ev.summary["tabular"]["fgsm@0.3"]
+    assert entry["successes"] > 0 and entry["valid_rate"] == 1.0
+    assert all(0 < f["changed_rate"] <= 1 for f in entry["top_features"])
+    assert ev.summary["gallery"] == []

@@ -173,12 +173,16 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
              found.clone(), torch.full((n,), math.inf, dtype=x.dtype, device=x.device),
              torch.arange(n, device=x.device), hi]
     check_every = max(1, steps // 10)
+    # constant over the round (compaction keeps them true): skip the branches nobody takes
+    all_free, any_fixed, any_free = bool(free.all()), bool(fixed.any()), bool(free.any())
     for t in range(1, steps + 1):
         xa, loa, spa, fix, fre, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia = state
         with torch.enable_grad():
             w_req = w.detach().requires_grad_(True)
-            x_new = torch.where(fre, w_req, loa + spa * (torch.tanh(w_req) + 1) / 2)
-            x_new = torch.where(fix, xa, x_new)
+            x_new = w_req if all_free else torch.where(
+                fre, w_req, loa + spa * (torch.tanh(w_req) + 1) / 2)
+            if any_fixed:
+                x_new = torch.where(fix, xa, x_new)
             margin = _margin(model(x_new), ca, sign)
             f6 = margin.clamp_min(-confidence)
             l2sq = (x_new - xa).flatten(1).square().sum(1)
@@ -197,11 +201,16 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
             state[12] = fnd | success
             # x' = w on a face with a step pointing out: zero it, so that Adam's moments do not
             # pile up pushes that the projection undoes (the paper's objection to projecting)
-            grad = torch.where(fre, -movable(-grad, w, loa, hia), grad)
+            if any_free:
+                blocked = -movable(-grad, w, loa, hia)
+                grad = blocked if all_free else torch.where(fre, blocked, grad)
             m.mul_(0.9).add_(grad, alpha=0.1)
             v.mul_(0.999).addcmul_(grad, grad, value=0.001)
             w = w - lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
-            state[7] = torch.where(fre, torch.minimum(torch.maximum(w, loa), hia), w)
+            if any_free:
+                clipped = torch.minimum(torch.maximum(w, loa), hia)
+                w = clipped if all_free else torch.where(fre, clipped, w)
+            state[7] = w
             if abort_early and t % check_every == 0:
                 objective = objective.detach()
                 stalled = objective > prev * 0.9999

@@ -66,6 +66,11 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
         start = threat.random_point(x, generator, relax=True) if random_start else x
         logits, _, grad = logits_and_grad(model, start, y, loss=loss, target=target)
         check_logits(logits, where="fgsm: model")
+        if threat.norm == "linf" and threat.domain.is_box and not random_start and \
+                alpha <= threat.eps:
+            # a step of alpha <= eps stays in the ball: only the domain's bounds can cut it
+            lower, upper = threat.domain.bounds(x.flatten(1))
+            return (x + alpha * grad.sign()).flatten(1).clamp(lower, upper).reshape(x.shape)
         lo, hi = threat.delta_bounds(x)
         if threat.norm == "linf" and not threat.domain.is_discrete:
             # ball ∩ box is a per-coordinate interval: one clamp is the exact projection, and the

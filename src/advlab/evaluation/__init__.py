@@ -1,8 +1,8 @@
 """Security evaluation: the one scoring rule, the batched and resumable runner, security-evaluation
 curves and sanity checks.
 
->>> from advlab.evaluation import evaluate          # doctest: +SKIP
->>> ev = evaluate(model, data, ["fgsm", {"name": "pgd", "steps": 40}], [0.05, 0.1])  # doctest: +SKIP
+See docs/evaluation.md: ``evaluate(model, data, ["fgsm", {"name": "pgd", "steps": 40}],
+[0.05, 0.1])`` runs both attacks at both eps and returns an :class:`Evaluation`.
 """
 
 from advlab.evaluation.evaluate import Evaluation, ResumeError, evaluate

@@ -18,7 +18,7 @@ import numpy as np
 
 from advlab.data.base import Dataset
 from advlab.evaluation.curves import robust_at, security_curves
-from advlab.evaluation.runs import AttackRun
+from advlab.evaluation.runs import AttackRun, worst_case_members
 from advlab.norms import NORMS
 
 TOP_FEATURES = 10
@@ -75,9 +75,11 @@ def summarise(records: Sequence[Mapping[str, Any]], runs: Sequence[AttackRun],
             else:
                 robust_sets[(run.label, run.norm, eps)] = correct & ~arrays["success"]
     worst = []
+    counted = {r.label for r in worst_case_members(runs)}
     for norm, values in grid.items():
         for eps in values:
-            members = [label for (label, p, e) in robust_sets if p == norm and e == eps]
+            members = [label for (label, p, e) in robust_sets
+                       if p == norm and e == eps and label in counted]
             robust = np.logical_and.reduce([robust_sets[(m, norm, eps)] for m in members])
             worst.append({"norm": norm, "eps": eps, "robust_accuracy": _rate(robust),
                           "attacks": members, "per_class_robust_accuracy":

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from advlab.evaluation.runs import AttackRun
+from advlab.evaluation.runs import AttackRun, worst_case_members
 
 WORST = "worst case"
 
@@ -37,6 +37,7 @@ def security_curves(runs: Sequence[AttackRun], grid: Mapping[str, list[float]],
     clean = float(clean_correct.mean())
     for norm, values in grid.items():
         members = [r for r in runs if r.norm == norm]
+        counted = {r.label for r in worst_case_members(runs)}
         series: dict[str, list[float]] = {}
         worst = [clean_correct.copy() for _ in values]
         for run in members:
@@ -47,10 +48,32 @@ def security_curves(runs: Sequence[AttackRun], grid: Mapping[str, list[float]],
                     robust = robust_at(clean_correct, a["success"], a[norm], eps)
                 else:
                     robust = clean_correct & ~data["runs"][(run.label, eps)]["success"]
-                worst[j] &= robust
+                if run.label in counted:
+                    worst[j] &= robust
                 points.append(float(robust.mean()))
             series[run.label] = points
-        if len(members) > 1:
+        if len([r for r in members if r.label in counted]) > 1:
             series[WORST] = [clean] + [float(w.mean()) for w in worst]
         curves[norm] = {"eps": [0.0, *values], "series": series}
+        dense = {r.label: minimal_norm_curve(clean_correct, data["runs"][(r.label, None)],
+                                             norm, values[-1])
+                 for r in members if r.minimal_norm}
+        if dense:
+            curves[norm]["minimal_norm"] = dense
     return curves
+
+
+def minimal_norm_curve(clean_correct: np.ndarray, run: Mapping[str, Any], norm: str,
+                       eps_max: float, points: int = 200) -> dict[str, list[float]]:
+    """A minimal-norm attack's whole curve: robust accuracy at every eps in ``[0, eps_max]``,
+    as a step function with a step at each successful sample's minimal norm (at most
+    ``points`` steps, thinned evenly)."""
+    n = clean_correct.size
+    hits = np.sort(run[norm][run["success"] & clean_correct])
+    hits = hits[hits <= eps_max]
+    if hits.size > points:
+        hits = hits[np.linspace(0, hits.size - 1, points).round().astype(int)]
+    eps = [0.0, *map(float, hits), float(eps_max)]
+    robust = [float(robust_at(clean_correct, run["success"], run[norm], e).sum()) / n
+              for e in eps]
+    return {"eps": eps, "robust_accuracy": robust}

@@ -272,7 +272,8 @@ def _run_batch(model: nn.Module, x: Tensor, y: Tensor, idx: Tensor, b: int,
             "gradients": counter.gradients, "forwards": counter.forwards,
             "seconds": round(seconds, 4)}
         if len(dataset.input_shape) == 1:  # tabular: which features the attack moved
-            delta = (x_adv - x).abs() * s.success[:, None]
+            needed = s.success & s.clean_correct  # the successes the summary counts
+            delta = (x_adv - x).abs() * needed[:, None]
             entry["feature_abs_delta"] = delta.sum(0).tolist()
             entry["feature_changed"] = (delta > 1e-6).sum(0).tolist()
         elif b == 0 and eps == _gallery_eps(run, plan):

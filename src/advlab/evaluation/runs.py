@@ -205,3 +205,16 @@ def normalise_eps_grid(eps_grid: Mapping[str, Sequence[float]] | Sequence[float]
         raise ValueError(f"eps grid: no eps given for the norm(s) {', '.join(missing)} used by "
                          f"{', '.join(r.label or r.name for r in runs if r.norm in missing)}")
     return {n: grid[n] for n in sorted(grid, key=NORMS.index) if n in norms_used}
+
+
+def worst_case_members(runs: Sequence[AttackRun]) -> list[AttackRun]:
+    """The runs the worst case is taken over: those under the data set's Domain. A run under the
+    bounds alone (``constraints="box"``) attacks a larger threat model (its points need not be
+    valid inputs), so it is reported for contrast but never lowers the worst case, unless every
+    run of its norm is box-only."""
+    out = []
+    for run in runs:
+        same_norm = [r for r in runs if r.norm == run.norm]
+        if run.constraints == "domain" or all(r.constraints == "box" for r in same_norm):
+            out.append(run)
+    return out

@@ -40,6 +40,9 @@ def eval_mode(model: Any) -> Iterator[Any]:
         yield model
         return
     modes = [(m, m.training) for m in model.modules()]
+    if not any(mode for _, mode in modes):  # already in eval mode: nothing to switch back
+        yield model
+        return
     model.eval()
     try:
         yield model
@@ -52,7 +55,7 @@ def looks_like_probabilities(outputs: Tensor, atol: float = 1e-4) -> bool:
     """True when every row is non-negative and sums to 1: softmax outputs, not logits."""
     if outputs.dim() != 2 or outputs.shape[1] < 2 or outputs.numel() == 0:
         return False
-    return bool((outputs >= 0).all() and ((outputs.sum(dim=1) - 1).abs() <= atol).all())
+    return bool(outputs.min() >= 0) and bool(((outputs.sum(dim=1) - 1).abs() <= atol).all())
 
 
 def check_logits(outputs: Tensor, *, where: str = "model") -> None:

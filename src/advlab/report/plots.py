@@ -135,12 +135,20 @@ def curves_figure(curves: Mapping[str, Any]) -> str | None:
             eps = floats(block.get("eps"))
             series: Mapping[str, Any] = _mapping(block.get("series"))
             ordered = [k for k in series if k != WORST] + [k for k in series if k == WORST]
+            dense: Mapping[str, Any] = _mapping(block.get("minimal_norm"))
             for label in ordered:
                 ys = floats(series[label])
                 n = min(len(eps), len(ys))
                 if label == WORST:
                     ax.plot(eps[:n], ys[:n], color="#111827", lw=2.8, marker="o", ms=4,
                             label=WORST, zorder=5)
+                elif isinstance(dense.get(label), Mapping):
+                    # a minimal-norm attack: its whole curve from one run, grid eps as markers
+                    curve = dense[label]
+                    line, = ax.step(floats(curve.get("eps")), floats(curve.get("robust_accuracy")),
+                                    where="post", lw=1.5, label=f"{label} (minimal norm)")
+                    ax.plot(eps[:n], ys[:n], ls="none", marker="o", ms=3,
+                            color=line.get_color())
                 else:
                     ax.plot(eps[:n], ys[:n], lw=1.5, marker="o", ms=3, label=str(label))
             ax.set_ylim(-0.03, 1.03)
@@ -247,9 +255,13 @@ def gallery_figure(gallery: Sequence[Any], class_names: object = None) -> str | 
 
 
 def features_figure(tabular: Mapping[str, Any], top: int = 10) -> str | None:
-    """Horizontal bars of the most perturbed features (mean |delta|), one panel per attack row."""
-    items = [(k, v) for k, v in tabular.items()
-             if isinstance(v, Mapping) and isinstance(v.get("top_features"), list)]
+    """Horizontal bars of the most perturbed features (mean |delta|): one panel per attack, at
+    its largest eps (its last row); the table beside the figure lists every row."""
+    last: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for k, v in tabular.items():
+        if isinstance(v, Mapping) and isinstance(v.get("top_features"), list):
+            last[str(v.get("attack", k))] = (k, v)
+    items = list(last.values())
     if not items:
         return None
     longest = max(min(top, len(v["top_features"])) for _, v in items)
