@@ -155,3 +155,24 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, digits_model, case) -> None:
     assert len(lines) == 1 and lines[0].startswith("advlab: error:"), done.stderr
     assert expected in lines[0]
     assert done.stdout == ""
+
+
+def test_undefended_digits_cnn_passes_every_sanity_check(tmp_path) -> None:
+    """The demo's model (small CNN on 28x28 digits, 15 epochs) and a standard evaluation: every
+    check passes, including the inconclusive-but-passed ones."""
+    import torch
+
+    from advlab.data import load
+    from advlab.evaluation import evaluate
+    from advlab.models import train_classifier
+
+    data = load("digits", upsample=True, test_size=0.3)
+    model = train_classifier(data, "small_cnn", epochs=15, lr=2e-3, batch_size=64,
+                             val_fraction=0, progress=False).model
+    torch.manual_seed(0)
+    ev = evaluate(model, data, ["fgsm", {"name": "pgd", "steps": 20}, "deepfool"],
+                  {"linf": [0.05, 0.1, 0.2, 0.3], "l2": [1.0, 2.0]}, n=120, batch_size=60,
+                  progress=False)
+    failed = [(c["name"], c["evidence"]) for c in ev.summary["checks"] if not c["passed"]]
+    assert failed == []
+    assert len(ev.summary["checks"]) == 9

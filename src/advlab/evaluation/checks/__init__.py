@@ -13,7 +13,8 @@ Model checks (:func:`model_checks`, on a small batch of clean inputs): ``eval_mo
 and all its submodules); ``deterministic`` (two forward passes with the model as given agree);
 ``logits_not_probabilities`` (softmax outputs fail; log-probabilities are logits shifted per
 row, which no advlab loss sees: a passed warning); ``gradients_nonzero`` (the input gradient of
-the cross-entropy is finite, and non-zero for most samples; zero for a few: a warning);
+the cross-entropy is finite, and non-zero for most samples; zero for a few: a passed note
+when the logit margin still has a gradient there, a failed warning when it has none);
 ``gradient_agrees_with_finite_differences`` (a warning: autograd's directional derivative along
 a random direction matches a central finite difference of the loss). They leave no trace:
 ``torch.autograd.grad`` only, no global randomness (without a ``generator``, a local one seeded

@@ -32,7 +32,7 @@ def model_checks(model: Model, x: Tensor, y: Tensor, *,
     x = x.detach()
     checks = [_eval_mode(model), _deterministic(model, x), _logits_not_probabilities(model, x)]
     logits, grad, failure = _loss_gradient(model, x, y)
-    return checks + [_gradients_nonzero(grad, failure),
+    return checks + [_gradients_nonzero(model, x, y, grad, failure),
                      _finite_differences(model, x, y, logits, grad, generator)]
 
 
@@ -121,7 +121,7 @@ def _logits_not_probabilities(model: Model, x: Tensor) -> Check:
     return Check(name, True, evidence, "verified: not probabilities or log-probabilities")
 
 
-def _gradients_nonzero(grad: Tensor, failure: str) -> Check:
+def _gradients_nonzero(model: Model, x: Tensor, y: Tensor, grad: Tensor, failure: str) -> Check:
     """AutoAttack's ``check_zero_gradients``; Carlini et al. 2019 and Athalye et al. (ICML
     2018) on shattered and vanishing gradients."""
     flat = grad.flatten(1).double()
@@ -135,9 +135,22 @@ def _gradients_nonzero(grad: Tensor, failure: str) -> Check:
     if n_bad or n_zero > n / 2:
         return Check("gradients_nonzero", False, evidence, MASKING)
     if n_zero:
-        return Check("gradients_nonzero", False, evidence, "some samples, typically very "
-                     "confident ones, have a saturated softmax that cross-entropy attacks cannot "
-                     "move; use the margin (C&W) or DLR loss, which do not saturate", "warning")
+        # A few very confident samples: the softmax saturates in float32 and the cross-entropy
+        # gradient underflows. Harmless when the logit margin still has a gradient there.
+        idx = zero.nonzero()[:, 0]
+        with eval_mode(model):
+            _, _, g_margin = logits_and_grad(model, x[idx], y[idx], loss="margin")
+        alive = g_margin.flatten(1).abs().sum(1) >= 1e-10 * flat.shape[1]
+        if bool(alive.all()):
+            return Check("gradients_nonzero", True, evidence + "; the margin loss has a "
+                         "non-zero gradient at every one of them", "a few very confident "
+                         "samples saturate the softmax (cross-entropy underflows in float32); "
+                         "the logit margin still moves them: margin (C&W) and DLR losses see "
+                         "them, cross-entropy attacks may not", "warning")
+        return Check("gradients_nonzero", False, evidence + f"; {int((~alive).sum())} of them "
+                     "also have a zero margin-loss gradient", "some samples have no input "
+                     "gradient at all: gradient attacks cannot move them; check for gradient "
+                     "masking there", "warning")
     return Check("gradients_nonzero", True, evidence,
                  "verified: every sample has a finite, non-zero input gradient")
 
