@@ -164,33 +164,10 @@ def train_classifier(dataset: Dataset, architecture: str = "mlp", *,
     (the test set is never used for it). The initialisation is drawn from a private generator
     seeded by ``seed``, so the global RNG is left alone.
     """
-    from sklearn.model_selection import train_test_split
-
-    from advlab.models.zoo import build
-
-    shape = dataset.input_shape
-    arguments: dict[str, object]
-    if architecture == "small_cnn":
-        if len(shape) != 3:
-            raise ValueError(f"small_cnn needs image inputs (C, H, W); dataset {dataset.name!r} "
-                             f"has inputs of shape {shape}: use --model mlp")
-        arguments = {"in_shape": list(shape), "classes": dataset.num_classes}
-    else:
-        arguments = {"in_features": math.prod(shape), "classes": dataset.num_classes}
-    if hidden is not None:
-        arguments["hidden"] = list(hidden) if architecture == "mlp" else int(hidden[0])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build(architecture, **arguments).to(device)
-    x, y = dataset.x_train, dataset.y_train
-    val = None
-    if val_fraction > 0:
-        idx_train, idx_val = train_test_split(
-            torch.arange(len(y)).numpy(), test_size=val_fraction, random_state=seed,
-            stratify=y.numpy())
-        val = (x[idx_val].to(device), y[idx_val].to(device))
-        x, y = x[idx_train], y[idx_train]
-    history = fit(model, (x.to(device), y.to(device)), val, epochs=epochs, lr=lr,
+    arguments = zoo_arguments(dataset, architecture, hidden)
+    model = new_model(architecture, arguments, seed=seed, device=device)
+    (x, y), val = split_validation(dataset, val_fraction, seed=seed, device=device)
+    history = fit(model, (x, y), val, epochs=epochs, lr=lr,
                   batch_size=batch_size, seed=seed, patience=patience,
                   weight_decay=weight_decay, progress=progress)
     metrics = {"test_accuracy": accuracy(model, dataset.x_test.to(device),
@@ -202,3 +179,50 @@ def train_classifier(dataset: Dataset, architecture: str = "mlp", *,
                 "val_fraction": val_fraction, "patience": patience,
                 "weight_decay": weight_decay, "epochs_run": len(history.train_loss)}
     return TrainedModel(model.eval(), architecture, arguments, history, metrics, settings)
+
+
+def zoo_arguments(dataset: Dataset, architecture: str,
+                  hidden: tuple[int, ...] | None = None) -> dict[str, object]:
+    """The zoo arguments of ``architecture`` for ``dataset``'s inputs and classes."""
+    shape = dataset.input_shape
+    arguments: dict[str, object]
+    if architecture == "small_cnn":
+        if len(shape) != 3:
+            raise ValueError(f"small_cnn needs image inputs (C, H, W); dataset {dataset.name!r} "
+                             f"has inputs of shape {shape}: use --model mlp")
+        arguments = {"in_shape": list(shape), "classes": dataset.num_classes}
+    else:
+        arguments = {"in_features": math.prod(shape), "classes": dataset.num_classes}
+    if hidden is not None:
+        arguments["hidden"] = list(hidden) if architecture == "mlp" else int(hidden[0])
+    return arguments
+
+
+def new_model(architecture: str, arguments: dict[str, object], *, seed: int = 0,
+              device: str | torch.device = "cpu") -> nn.Module:
+    """A zoo network whose initialisation comes from a forked RNG seeded with ``seed`` (the
+    caller's global RNG is left as it was)."""
+    from advlab.models.zoo import build
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(architecture, **arguments).to(device)
+
+
+def split_validation(dataset: Dataset, val_fraction: float, *, seed: int = 0,
+                     device: str | torch.device = "cpu"
+                     ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+    """The training split, minus a seeded, stratified ``val_fraction`` held out for model
+    selection (``None`` when ``val_fraction`` is 0). The test split is never touched."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    x, y = dataset.x_train, dataset.y_train
+    if val_fraction == 0:
+        return (x.to(device), y.to(device)), None
+    idx_train, idx_val = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=val_fraction, random_state=seed,
+        stratify=y.numpy())
+    return ((x[idx_train].to(device), y[idx_train].to(device)),
+            (x[idx_val].to(device), y[idx_val].to(device)))

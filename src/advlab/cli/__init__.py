@@ -1,0 +1,130 @@
+"""The ``advlab`` command line. Thin: it builds the objects a Python user would, calls one library
+function, and writes the outputs. One module per group of commands: :mod:`.train` (train, demo),
+:mod:`.evaluate` (evaluate, report, attacks), :mod:`.detect`; shared helpers in :mod:`.common`.
+
+Conventions: logs and progress go to stderr; one JSON summary line goes to stdout; a user error
+prints one line and exits with code 2 (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from advlab.cli.common import EXIT_USAGE, UsageError, emit, log
+from advlab.cli.evaluate import attacks as run_attacks
+from advlab.cli.evaluate import evaluate as run_evaluate
+from advlab.cli.evaluate import report as run_report
+from advlab.cli.train import demo as run_demo
+from advlab.cli.train import train as run_train
+
+__all__ = ["EXIT_USAGE", "UsageError", "build_parser", "main"]
+
+
+def datasets(args: argparse.Namespace) -> dict[str, Any]:
+    from advlab import data
+
+    rows = []
+    for name, spec in data.DATASETS.items():
+        where = "embedded (scikit-learn)" if not spec.needs_path else "--data-path DIR"
+        rows.append({"name": name, "input_shape": spec.input_shape, "data": where,
+                     "description": spec.description})
+        log(f"{name:<10} {spec.input_shape:<14} {where:<24} {spec.description}")
+    return {"command": "datasets", "datasets": rows}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="advlab", description="Adversarial machine learning: attack, harden, explain and "
+        "evaluate models on images and constrained tabular security data.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("datasets", help="list the datasets, their shapes and where the data comes "
+                   "from").set_defaults(run=datasets)
+
+    train = sub.add_parser("train", help="train a zoo model and save weights plus sidecar")
+    training_options(train, require_out=True)
+    train.add_argument("--dataset", required=True, help="dataset name (see `advlab datasets`)")
+    train.add_argument("--data-path", type=Path, help="folder (or file) holding the data set")
+    train.add_argument("--model", choices=("mlp", "small_cnn"), default="mlp")
+    train.add_argument("--labels", choices=("binary", "5class"), default="binary",
+                       help="NSL-KDD / KDD Cup 99 labels")
+    train.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
+    train.add_argument("--hidden", type=int, nargs="+", help="hidden widths (mlp) or the "
+                       "dense width (small_cnn)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--val-fraction", type=float, default=0.1,
+                       help="share of the training set held out for model selection")
+    train.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    train.add_argument("--device", default="cpu")
+    train.set_defaults(run=run_train)
+
+    ev = sub.add_parser("evaluate", help="robust accuracy, curves, sanity checks and an HTML "
+                        "report for a model against a set of attacks")
+    ev.add_argument("--config", type=Path, help="TOML file with the settings below (flags win)")
+    ev.add_argument("--model", help="model folder written by `advlab train`")
+    ev.add_argument("--model-factory", help="module:function returning the model (runs code: "
+                    "only when you name it)")
+    ev.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+    ev.add_argument("--data-path", help="folder (or file) holding the data set")
+    ev.add_argument("--split", choices=("test", "train"))
+    ev.add_argument("--attack", action="append", metavar="NAME[:KEY=VALUE,...]",
+                    help="an attack and its knobs, e.g. pgd:norm=l2,steps=40 (repeatable); "
+                    "knobs are those of the attack's signature (see `advlab attacks`)")
+    ev.add_argument("--eps", action="append", metavar="NORM=EPS[,EPS...]",
+                    help="eps grid of one norm, e.g. linf=0.05,0.1 (repeatable)")
+    ev.add_argument("--n", type=int, help="number of samples (default 500)")
+    ev.add_argument("--batch-size", type=int)
+    ev.add_argument("--seed", type=int)
+    ev.add_argument("--device")
+    ev.add_argument("--out", help="output folder (default runs/eval)")
+    ev.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from its last complete batch")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(run=run_evaluate)
+
+    rep = sub.add_parser("report", help="re-render report.html from a run's summary.json")
+    rep.add_argument("run_dir", help="an `advlab evaluate` output folder")
+    rep.set_defaults(run=run_report)
+
+    sub.add_parser("attacks", help="list the attacks, their norms and knobs").set_defaults(
+        run=run_attacks)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded digits data")
+    training_options(demo, require_out=False)
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def training_options(p: argparse.ArgumentParser, *, require_out: bool) -> None:
+    p.add_argument("--out", type=Path, required=require_out, default=Path("runs/demo"),
+                   help="output folder for the model (weights + advlab.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        emit(args.run(args))
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        if args.debug:
+            raise
+        message = str(err) if not isinstance(err, OSError) or not err.filename else \
+            f"{err.filename}: {err.strerror}"
+        print(f"advlab: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("advlab: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,159 @@
+"""`advlab evaluate`, `advlab report` and `advlab attacks`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from advlab.cli.common import UsageError, log
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from advlab.evaluation import config as evaluation_config
+
+    file_settings, source = None, "flags"
+    if args.config is not None:
+        file_settings, source = evaluation_config.read_toml(args.config), str(args.config)
+    flags = {"model": args.model, "model_factory": args.model_factory, "dataset": args.dataset,
+             "data_path": args.data_path, "split": args.split, "n": args.n,
+             "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+             "out": args.out,
+             "attack": [evaluation_config.parse_attack_flag(a) for a in args.attack or []],
+             "eps": dict(evaluation_config.parse_eps_flag(e) for e in args.eps or [])}
+    config = evaluation_config.build(file_settings, flags, source)
+    return run_evaluation(config, args.quiet, resume=args.resume)
+
+
+def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
+    """Load the model and data a config names, evaluate, write summary and report."""
+    import torch
+
+    from advlab import data as datasets
+    from advlab.evaluation import evaluate
+    from advlab.report import write_report
+
+    model, card, recorded = load_model(config)
+    name = config.dataset or recorded.get("name")
+    if name is None:
+        raise UsageError("no dataset: give --dataset (the model's sidecar records none)")
+    path = config.data_path if config.dataset else recorded.get("path")
+    options = dict(config.dataset_options) if config.dataset else dict(recorded.get("options", {}))
+    if path is not None and not Path(path).exists():
+        raise UsageError(f"dataset path {path} does not exist")
+    if name not in datasets.DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")
+    log(f"loading {name} ...")
+    dataset = datasets.load(name, path, **options)
+    out = Path(config.out)
+    log(f"evaluating {card.get('source')} on {config.n} {config.split} samples of {name}; "
+         f"writing {out}")
+    torch.manual_seed(config.seed)  # attacks take generators; this only pins stray randomness
+    evaluation = evaluate(
+        model, dataset, config.attacks, config.eps, n=config.n, batch_size=config.batch_size,
+        seed=config.seed, device=config.device, split=config.split, out_dir=out, resume=resume,
+        progress=not quiet, model_card=card,
+        config={"model": config.model, "model_factory": config.model_factory,
+                "data_path": None if path is None else str(path), "dataset_options": options})
+    report = write_report(out)
+    summary = evaluation.summary
+    log(headline(summary))
+    log(f"report: {report}")
+    failed = [c["name"] for c in summary["checks"]
+              if not c["passed"] and c.get("severity") == "error"]
+    warned = [c["name"] for c in summary["checks"]
+              if not c["passed"] and c.get("severity") != "error"]
+    if failed:
+        log(f"sanity checks FAILED: {', '.join(failed)} (see the report)")
+    if warned:
+        log(f"sanity-check warnings: {', '.join(warned)} (see the report)")
+    worst = {f"{w['norm']}={w['eps']:g}": round(w["robust_accuracy"], 6)
+             for w in summary["worst_case"]}
+    return {"command": "evaluate", "out": str(out), "report": str(report),
+            "clean_accuracy": round(summary["clean_accuracy"], 6), "worst_case": worst,
+            "checks_failed": failed, "checks_warned": warned,
+            "seconds": summary["timing"]["seconds"], "seed": config.seed}
+
+
+def load_model(config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(model, model card, the dataset the sidecar records). A factory runs only when named."""
+    from advlab.models import load as load_model
+
+    if config.model_factory is not None:
+        import importlib
+
+        module_name, _, function = config.model_factory.partition(":")
+        if not function:
+            raise UsageError(f"--model-factory {config.model_factory!r}: expected module:function")
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            factory = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as err:
+            raise UsageError(f"--model-factory {config.model_factory!r}: {err}") from None
+        finally:
+            sys.path.pop(0)
+        model = factory()
+        return model.to(config.device).eval(), {"source": config.model_factory,
+                                               "architecture": type(model).__name__}, {}
+    folder = Path(config.model)
+    if not folder.exists():
+        raise UsageError(f"model {folder} does not exist (a folder written by `advlab train`)")
+    if folder.is_file():
+        raise UsageError(f"model {folder} is a file; give the folder holding model.safetensors "
+                         "and advlab.json")
+    model, sidecar = load_model(folder, device=config.device)
+    card = {"source": str(folder), "architecture": sidecar["architecture"],
+            "arguments": sidecar.get("arguments"), "defense": sidecar.get("defense"),
+            "metrics": sidecar.get("metrics"), "seed": sidecar.get("seed"),
+            "training": sidecar.get("training")}
+    return model, card, dict(sidecar.get("dataset") or {})
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The headline table as text: clean accuracy, robust accuracy per attack × eps, worst case."""
+    def pct(v: Any) -> str:
+        return "     -" if v is None else f"{100 * v:5.1f}%"
+
+    lines = [f"clean accuracy {pct(summary['clean_accuracy']).strip()} on "
+             f"{summary['dataset_card']['n']} samples",
+             f"{'attack':<24} {'eps':>8} {'robust acc':>10} {'success':>8} {'median L2':>9} "
+             f"{'valid':>7}"]
+    for row in summary["results"]:
+        eps = "min" if row["eps"] is None else f"{row['norm']} {row['eps']:g}"
+        med = row.get("median_l2")
+        lines.append(f"{row['attack']:<24} {eps:>8} {pct(row['robust_accuracy']):>10} "
+                     f"{pct(row['success_rate']):>8} "
+                     f"{'-' if med is None else f'{med:.3f}':>9} {pct(row['valid_rate']):>7}")
+    for row in summary["worst_case"]:
+        lines.append(f"{'WORST CASE':<24} {row['norm'] + ' ' + format(row['eps'], 'g'):>8} "
+                     f"{pct(row['robust_accuracy']):>10}")
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    from advlab.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "summary.json").is_file():
+        raise UsageError(f"{run_dir}: no summary.json (is it an `advlab evaluate` output folder?)")
+    path = write_report(run_dir)
+    log(f"report: {path}")
+    return {"command": "report", "report": str(path)}
+
+
+def attacks(args: argparse.Namespace) -> dict[str, Any]:
+    from advlab.attacks import ATTACKS
+    from advlab.evaluation import attack_parameters
+
+    rows = []
+    for name, spec in ATTACKS.items():
+        knobs = {k: (None if p.default is p.empty else p.default)
+                 for k, p in attack_parameters(name).items()}
+        kind = "minimal-norm" if spec.minimal_norm else "fixed eps"
+        log(f"{name:<18} {','.join(spec.norms):<12} {kind:<13} "
+             + " ".join(f"{k}={v}" for k, v in knobs.items()))
+        rows.append({"name": name, "norms": list(spec.norms), "minimal_norm": spec.minimal_norm,
+                     "knobs": {k: v if isinstance(v, (int, float, str, bool)) or v is None
+                               else str(v) for k, v in knobs.items()}})
+    return {"command": "attacks", "attacks": rows}
