@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from advlab.cli import detect as detect_command
 from advlab.cli.common import EXIT_USAGE, UsageError, emit, log
 from advlab.cli.evaluate import attacks as run_attacks
 from advlab.cli.evaluate import evaluate as run_evaluate
@@ -63,6 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of the training set held out for model selection")
     train.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     train.add_argument("--device", default="cpu")
+    defense = train.add_argument_group(
+        "defenses", "adversarial training (pgd-at: Madry et al. 2018; fgsm-at: Wong et al. "
+        "2020; trades: Zhang et al. 2019) or defensive distillation (Papernot et al. 2016); "
+        "the sidecar records the defense and its parameters")
+    defense.add_argument("--defense", choices=("none", "pgd-at", "fgsm-at", "trades",
+                                               "distillation"), default="none")
+    defense.add_argument("--eps", type=float, help="adversarial training: the attack budget")
+    defense.add_argument("--norm", choices=("linf", "l2", "l1"),
+                         help="adversarial training: the norm (default linf)")
+    defense.add_argument("--constraints", choices=("domain", "box"),
+                         help="adversarial training under the data set's Domain (default) or "
+                         "its bounds only")
+    defense.add_argument("--beta", type=float, help="TRADES: the robustness weight (default 6)")
+    defense.add_argument("--mix", type=float, help="pgd-at/fgsm-at: share of the loss on clean "
+                         "inputs (default 0)")
+    defense.add_argument("--eps-warmup", type=int,
+                         help="adversarial training: ramp eps up over this many epochs")
+    defense.add_argument("--temperature", type=float,
+                         help="distillation: the temperature T (default 100, the paper's)")
     train.set_defaults(run=run_train)
 
     ev = sub.add_parser("evaluate", help="robust accuracy, curves, sanity checks and an HTML "
@@ -95,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("attacks", help="list the attacks, their norms and knobs").set_defaults(
         run=run_attacks)
+
+    detect_command.register(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded digits data")
     training_options(demo, require_out=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 EXIT_USAGE = 2
@@ -46,3 +47,56 @@ def load_dataset(args: argparse.Namespace) -> Any:
                          "files; see `advlab datasets`)")
     log(f"loading {args.dataset} ...")
     return data.load(args.dataset, args.data_path, **dataset_options(args))
+
+
+def recorded_dataset(name: str | None, path: str | Path | None, options: dict[str, Any],
+                     recorded: dict[str, Any]) -> tuple[Any, str | Path | None, dict[str, Any]]:
+    """The data set a command names, else the one a model's sidecar ``recorded``: returns
+    ``(dataset, path, options)``; user errors name the missing or unknown piece."""
+    from advlab import data
+
+    if name is None:
+        name, path, options = recorded.get("name"), recorded.get("path"), \
+            dict(recorded.get("options") or {})
+    if name is None:
+        raise UsageError("no dataset: give --dataset (the model's sidecar records none)")
+    if path is not None and not Path(path).exists():
+        raise UsageError(f"dataset path {path} does not exist")
+    if name not in data.DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(data.DATASETS)}")
+    log(f"loading {name} ...")
+    return data.load(name, path, **options), path, dict(options)
+
+
+def load_model(config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(model, model card, the dataset the sidecar records). A factory runs only when named."""
+    from advlab.models import load as load_model
+
+    if config.model_factory is not None:
+        import importlib
+
+        module_name, _, function = config.model_factory.partition(":")
+        if not function:
+            raise UsageError(f"--model-factory {config.model_factory!r}: expected module:function")
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            factory = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as err:
+            raise UsageError(f"--model-factory {config.model_factory!r}: {err}") from None
+        finally:
+            sys.path.pop(0)
+        model = factory()
+        return model.to(config.device).eval(), {"source": config.model_factory,
+                                               "architecture": type(model).__name__}, {}
+    folder = Path(config.model)
+    if not folder.exists():
+        raise UsageError(f"model {folder} does not exist (a folder written by `advlab train`)")
+    if folder.is_file():
+        raise UsageError(f"model {folder} is a file; give the folder holding model.safetensors "
+                         "and advlab.json")
+    model, sidecar = load_model(folder, device=config.device)
+    card = {"source": str(folder), "architecture": sidecar["architecture"],
+            "arguments": sidecar.get("arguments"), "defense": sidecar.get("defense"),
+            "metrics": sidecar.get("metrics"), "seed": sidecar.get("seed"),
+            "training": sidecar.get("training")}
+    return model, card, dict(sidecar.get("dataset") or {})

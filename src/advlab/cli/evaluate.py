@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, log
+from advlab.cli.common import UsageError, load_model, log, recorded_dataset
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -30,22 +29,13 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
     """Load the model and data a config names, evaluate, write summary and report."""
     import torch
 
-    from advlab import data as datasets
     from advlab.evaluation import evaluate
     from advlab.report import write_report
 
     model, card, recorded = load_model(config)
-    name = config.dataset or recorded.get("name")
-    if name is None:
-        raise UsageError("no dataset: give --dataset (the model's sidecar records none)")
-    path = config.data_path if config.dataset else recorded.get("path")
-    options = dict(config.dataset_options) if config.dataset else dict(recorded.get("options", {}))
-    if path is not None and not Path(path).exists():
-        raise UsageError(f"dataset path {path} does not exist")
-    if name not in datasets.DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")
-    log(f"loading {name} ...")
-    dataset = datasets.load(name, path, **options)
+    dataset, path, options = recorded_dataset(config.dataset, config.data_path,
+                                              config.dataset_options, recorded)
+    name = dataset.name
     out = Path(config.out)
     log(f"evaluating {card.get('source')} on {config.n} {config.split} samples of {name}; "
          f"writing {out}")
@@ -74,40 +64,6 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
             "clean_accuracy": round(summary["clean_accuracy"], 6), "worst_case": worst,
             "checks_failed": failed, "checks_warned": warned,
             "seconds": summary["timing"]["seconds"], "seed": config.seed}
-
-
-def load_model(config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """(model, model card, the dataset the sidecar records). A factory runs only when named."""
-    from advlab.models import load as load_model
-
-    if config.model_factory is not None:
-        import importlib
-
-        module_name, _, function = config.model_factory.partition(":")
-        if not function:
-            raise UsageError(f"--model-factory {config.model_factory!r}: expected module:function")
-        sys.path.insert(0, str(Path.cwd()))
-        try:
-            factory = getattr(importlib.import_module(module_name), function)
-        except (ImportError, AttributeError) as err:
-            raise UsageError(f"--model-factory {config.model_factory!r}: {err}") from None
-        finally:
-            sys.path.pop(0)
-        model = factory()
-        return model.to(config.device).eval(), {"source": config.model_factory,
-                                               "architecture": type(model).__name__}, {}
-    folder = Path(config.model)
-    if not folder.exists():
-        raise UsageError(f"model {folder} does not exist (a folder written by `advlab train`)")
-    if folder.is_file():
-        raise UsageError(f"model {folder} is a file; give the folder holding model.safetensors "
-                         "and advlab.json")
-    model, sidecar = load_model(folder, device=config.device)
-    card = {"source": str(folder), "architecture": sidecar["architecture"],
-            "arguments": sidecar.get("arguments"), "defense": sidecar.get("defense"),
-            "metrics": sidecar.get("metrics"), "seed": sidecar.get("seed"),
-            "training": sidecar.get("training")}
-    return model, card, dict(sidecar.get("dataset") or {})
 
 
 def headline(summary: dict[str, Any]) -> str:

@@ -11,34 +11,114 @@ from advlab.cli.evaluate import run_evaluation
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Standard training, or one of the defenses (``--defense``), saved with its sidecar."""
     import torch
 
-    from advlab.models import save, train_classifier
+    from advlab.models import save
 
+    defense = getattr(args, "defense", None) or "none"
+    check_defense_options(args, defense)
     torch.manual_seed(args.seed)  # the CLI is the only place that seeds globally; recorded below
     dataset = load_dataset(args)
     log(f"{dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test, inputs "
-         f"{dataset.input_shape}, {dataset.num_classes} classes")
+        f"{dataset.input_shape}, {dataset.num_classes} classes")
     start = time.perf_counter()
+    if defense == "none":
+        trained = _standard(args, dataset)
+    elif defense == "distillation":
+        trained = _distilled(args, dataset)
+    else:
+        trained = _adversarial(args, dataset, defense)
+    seconds = time.perf_counter() - start
+    model, architecture, arguments, metrics, extra = trained
+    accuracy = metrics["test_accuracy"]
+    log(f"test accuracy: {accuracy:.2%} ({seconds:.1f} s" +
+        ("" if defense == "none" else f", defense {defense}") + ")")
+    save(model.cpu(), args.out, architecture=architecture, arguments=arguments,
+         dataset={"name": dataset.name, "path": None if args.data_path is None
+                  else str(args.data_path), "options": dataset_options(args),
+                  "info": dataset.info, "input_shape": list(dataset.input_shape)},
+         class_names=list(dataset.class_names), metrics=metrics, seed=args.seed, **extra)
+    log(f"wrote {args.out}")
+    out = {"command": "train", "dataset": dataset.name, "model": args.model,
+           "out": str(args.out), "test_accuracy": round(accuracy, 6),
+           "seconds": round(seconds, 3), "seed": args.seed}
+    if defense != "none":
+        out["defense"] = defense
+    return out
+
+
+def check_defense_options(args: argparse.Namespace, defense: str) -> None:
+    """Options of one defense given to another are mistakes, not silently ignored."""
+    from advlab.cli.common import UsageError
+
+    adversarial = defense in ("pgd-at", "fgsm-at", "trades")
+    given = {name for name in ("eps", "norm", "beta", "mix", "eps_warmup", "temperature",
+                               "constraints") if getattr(args, name, None) is not None}
+    allowed = {"pgd-at": {"eps", "norm", "mix", "eps_warmup", "constraints"},
+               "fgsm-at": {"eps", "norm", "mix", "eps_warmup", "constraints"},
+               "trades": {"eps", "norm", "beta", "eps_warmup", "constraints"},
+               "distillation": {"temperature"}, "none": set()}[defense]
+    wrong = sorted(given - allowed)
+    if wrong:
+        flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+        raise UsageError(f"{flags}: not an option of --defense {defense}")
+    if adversarial and args.eps is None:
+        raise UsageError(f"--defense {defense} needs --eps (the attack budget to train against)")
+
+
+def _standard(args: argparse.Namespace, dataset: Any) -> tuple[Any, ...]:
+    from advlab.models import train_classifier
+
     trained = train_classifier(
         dataset, args.model, hidden=tuple(args.hidden) if args.hidden else None,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
         val_fraction=args.val_fraction, patience=args.patience, device=args.device,
         progress=not args.quiet)
-    seconds = time.perf_counter() - start
-    accuracy = trained.metrics["test_accuracy"]
-    log(f"test accuracy: {accuracy:.2%} ({trained.settings['epochs_run']} epochs, "
-         f"{seconds:.1f} s)")
-    save(trained.model.cpu(), args.out, architecture=trained.architecture,
-         arguments=trained.arguments,
-         dataset={"name": dataset.name, "path": None if args.data_path is None
-                  else str(args.data_path), "options": dataset_options(args),
-                  "info": dataset.info, "input_shape": list(dataset.input_shape)},
-         class_names=list(dataset.class_names), metrics=trained.metrics,
-         training=trained.settings, history=trained.history.as_dict(), seed=args.seed)
-    log(f"wrote {args.out}")
-    return {"command": "train", "dataset": dataset.name, "model": args.model, "out": str(args.out),
-            "test_accuracy": round(accuracy, 6), "seconds": round(seconds, 3), "seed": args.seed}
+    return (trained.model, trained.architecture, trained.arguments, trained.metrics,
+            {"training": trained.settings, "history": trained.history.as_dict()})
+
+
+def _distilled(args: argparse.Namespace, dataset: Any) -> tuple[Any, ...]:
+    from advlab.defenses import distill
+
+    distilled = distill(dataset, args.model, temperature=args.temperature or 100.0,
+                        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                        hidden=tuple(args.hidden) if args.hidden else None,
+                        val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+                        progress=not args.quiet)
+    return (distilled.model, distilled.architecture, distilled.arguments, distilled.metrics,
+            {"defense": distilled.record(), "training": distilled.settings,
+             "history": {"teacher": distilled.teacher_history.as_dict(),
+                         "student": distilled.student_history.as_dict()}})
+
+
+def _adversarial(args: argparse.Namespace, dataset: Any, method: str) -> tuple[Any, ...]:
+    from advlab import ThreatModel
+    from advlab.defenses import adversarial_train, defense_record
+    from advlab.domain import Domain
+    from advlab.models import accuracy, new_model, split_validation, zoo_arguments
+
+    domain = dataset.domain if (args.constraints or "domain") == "domain" else Domain(
+        dataset.domain.lower, dataset.domain.upper, n_features=dataset.domain.n_features)
+    threat = ThreatModel(args.norm or "linf", args.eps, domain)
+    arguments = zoo_arguments(dataset, args.model, tuple(args.hidden) if args.hidden else None)
+    model = new_model(args.model, arguments, seed=args.seed, device=args.device)
+    train_split, val = split_validation(dataset, args.val_fraction, seed=args.seed,
+                                        device=args.device)
+    params: dict[str, Any] = {"epochs": args.epochs, "lr": args.lr,
+                              "batch_size": args.batch_size, "seed": args.seed,
+                              "eps_warmup": args.eps_warmup or 0}
+    params.update({"beta": args.beta if args.beta is not None else 6.0} if method == "trades"
+                  else {"mix": args.mix if args.mix is not None else 0.0})
+    history = adversarial_train(model, train_split, threat, method=method, val=val,
+                                progress=not args.quiet, **params)
+    metrics = {"test_accuracy": accuracy(model, dataset.x_test.to(args.device),
+                                         dataset.y_test.to(args.device))}
+    record = defense_record(method, threat, val_fraction=args.val_fraction, **params)
+    return (model.eval(), args.model, arguments, metrics,
+            {"defense": record, "history": history.as_dict(),
+             "training": {**params, "val_fraction": args.val_fraction}})
 
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
