@@ -70,7 +70,8 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
                 alpha <= threat.eps:
             # a step of alpha <= eps stays in the ball: only the domain's bounds can cut it
             lower, upper = threat.domain.bounds(x.flatten(1))
-            return (x + alpha * grad.sign()).flatten(1).clamp(lower, upper).reshape(x.shape)
+            step = torch.add(x, grad.sign_(), alpha=alpha)  # grad is a fresh tensor: in place
+            return step.flatten(1).clamp_(lower, upper).reshape(x.shape)
         lo, hi = threat.delta_bounds(x)
         if threat.norm == "linf" and not threat.domain.is_discrete:
             # ball ∩ box is a per-coordinate interval: one clamp is the exact projection, and the

@@ -26,8 +26,9 @@ def register(sub: Any) -> None:
                    help="a second attack, never shown to the detector, to report against")
     p.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
     p.add_argument("--eps", type=float, required=True, help="the attack budget")
-    p.add_argument("--features", choices=("activations", "logits"), default="activations",
-                   help="what the detector reads: the penultimate layer, or the logits")
+    p.add_argument("--features", choices=("activations", "logits"), default="logits",
+                   help="what the detector reads: the logits (default; ROC-AUC 0.99 against "
+                   "PGD on the digits CNN, docs/detection.md) or the penultimate layer")
     p.add_argument("--n", type=int, default=400,
                    help="samples for each of: fitting, calibration and the held-out test")
     p.add_argument("--fpr", type=float, default=0.05,
