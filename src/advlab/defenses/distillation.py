@@ -91,7 +91,7 @@ class Distilled:
                                 "options": dict(dataset_options or {}), "info": dataset.info,
                                 "input_shape": list(dataset.input_shape)}
             extra["class_names"] = list(dataset.class_names)
-        return save(self.model.cpu(), folder, architecture=self.architecture,
+        return save(self.model, folder, architecture=self.architecture,
                     arguments=self.arguments, defense=self.record(), metrics=self.metrics,
                     training=self.settings, history={"teacher": self.teacher_history.as_dict(),
                                                      "student": self.student_history.as_dict()},
