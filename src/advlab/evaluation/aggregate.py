@@ -97,23 +97,14 @@ def summarise(records: Sequence[Mapping[str, Any]], runs: Sequence[AttackRun],
 
 def _row(run: AttackRun, eps: float | None, a: Mapping[str, Any], correct: np.ndarray,
          y: np.ndarray, k: int, x_l2: np.ndarray) -> dict[str, Any]:
-    success = a["success"] & correct  # successes on clean-correct samples (the others: no attack)
+    """One attack call's row (every sample ran the attack at this eps)."""
     robust = correct & ~a["success"]
-    row: dict[str, Any] = {
-        "attack": run.label, "name": run.name, "norm": run.norm, "eps": eps,
-        "minimal_norm": run.minimal_norm, "constraints": run.constraints, "derived": False,
-        "robust_accuracy": _rate(robust),
-        "success_rate": _rate(success[correct]) if correct.any() else math.nan}
-    for p in NORMS:
-        values = a[p][success]
-        row[f"median_{p}"] = float(np.median(values)) if values.size else math.nan
-        row[f"mean_{p}"] = float(values.mean()) if values.size else math.nan
+    row = _common_row(run, eps, robust, a, correct, y, k, derived=False)
+    success = correct & a["success"]  # successes on clean-correct samples (the others: no attack)
     # DeepFool's empirical robustness: mean ||delta||_2 / ||x||_2 over the successes.
     ratio = a["l2"][success] / np.maximum(x_l2[success], 1e-12)
     row["empirical_robustness"] = float(ratio.mean()) if run.minimal_norm and ratio.size \
         else None
-    row["valid_rate"] = _rate(a["valid"])
-    row["per_class_robust_accuracy"] = per_class(robust, y, k)
     row.update(gradients=int(a["gradients"]), forwards=int(a["forwards"]),
                seconds=round(float(a["seconds"]), 3))
     return row
@@ -122,19 +113,26 @@ def _row(run: AttackRun, eps: float | None, a: Mapping[str, Any], correct: np.nd
 def _derived_row(run: AttackRun, eps: float, robust: np.ndarray, a: Mapping[str, Any],
                  correct: np.ndarray, y: np.ndarray, k: int) -> dict[str, Any]:
     """A minimal-norm attack's row at a grid eps, read off its unbounded run (no new work)."""
+    row = _common_row(run, eps, robust, a, correct, y, k, derived=True)
+    row.update(empirical_robustness=None, gradients=0, forwards=0, seconds=0.0)
+    return row
+
+
+def _common_row(run: AttackRun, eps: float | None, robust: np.ndarray, a: Mapping[str, Any],
+                correct: np.ndarray, y: np.ndarray, k: int, *, derived: bool) -> dict[str, Any]:
+    """Rates and norm statistics of the successes (clean-correct samples no longer robust)."""
     success = correct & ~robust
     row: dict[str, Any] = {
         "attack": run.label, "name": run.name, "norm": run.norm, "eps": eps,
-        "minimal_norm": True, "constraints": run.constraints, "derived": True,
+        "minimal_norm": run.minimal_norm, "constraints": run.constraints, "derived": derived,
         "robust_accuracy": _rate(robust),
         "success_rate": _rate(success[correct]) if correct.any() else math.nan}
     for p in NORMS:
         values = a[p][success]
         row[f"median_{p}"] = float(np.median(values)) if values.size else math.nan
         row[f"mean_{p}"] = float(values.mean()) if values.size else math.nan
-    row.update(empirical_robustness=None, valid_rate=_rate(a["valid"]),
-               per_class_robust_accuracy=per_class(robust, y, k), gradients=0, forwards=0,
-               seconds=0.0)
+    row["valid_rate"] = _rate(a["valid"])
+    row["per_class_robust_accuracy"] = per_class(robust, y, k)
     return row
 
 
