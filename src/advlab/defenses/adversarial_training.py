@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from advlab.attacks import fgsm, pgd
 from advlab.defenses.trades import trades_kl
 from advlab.evaluation.score import score
-from advlab.models.training import History
+from advlab.models.training import History, check_training
 from advlab.models.wrappers import eval_mode
 from advlab.threat import ThreatModel
 
@@ -160,12 +160,7 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
         An :class:`AdversarialHistory`; ``best_epoch`` is the epoch whose weights were kept.
     """
     _check_arguments(method, threat, beta, mix)
-    x, y = _check_split("train", train)
-    if val is not None:
-        _check_split("val", val)
-    if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"adversarial_train: need epochs >= 1, batch_size >= 1, lr > 0; got "
-                         f"{epochs}, {batch_size}, {lr}")
+    x, y = check_training("adversarial_train", train, val, epochs, batch_size, lr)
     if select not in ("robust", "last"):
         raise ValueError(f"adversarial_train: select must be 'robust' or 'last', got {select!r}")
     if not 0 <= eps_warmup <= epochs:
@@ -316,18 +311,6 @@ def _check_arguments(method: str, threat: ThreatModel, beta: float, mix: float) 
                          f"{mix!r}; weigh the robust term with beta instead")
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-
-
-def _check_split(name: str, split: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    if not (isinstance(split, tuple) and len(split) == 2):
-        raise ValueError(f"adversarial_train: {name} must be a tuple (x, y) of tensors")
-    x, y = split
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"adversarial_train: {name} has {x.shape[0]} inputs and "
-                         f"{y.shape[0]} labels")
-    if y.dtype != torch.long:
-        raise ValueError(f"adversarial_train: {name} labels must be int64, got {y.dtype}")
-    return x, y
 
 
 def _optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:

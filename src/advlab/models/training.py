@@ -56,15 +56,25 @@ def _evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[
     return float(loss_sum) / x.shape[0], float(correct) / x.shape[0]
 
 
-def _check_split(name: str, split: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    if not (isinstance(split, tuple) and len(split) == 2):
-        raise ValueError(f"fit: {name} must be a tuple (x, y) of tensors")
-    x, y = split
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"fit: {name} has {x.shape[0]} inputs and {y.shape[0]} labels")
-    if y.dtype != torch.long:
-        raise ValueError(f"fit: {name} labels must be int64 class indices, got {y.dtype}")
-    return x, y
+def check_training(caller: str, train: tuple[Tensor, Tensor],
+                   val: tuple[Tensor, Tensor] | None, epochs: int, batch_size: int,
+                   lr: float) -> tuple[Tensor, Tensor]:
+    """The checks every trainer makes; ``ValueError`` names ``caller``. Returns ``train``."""
+    for name, split in (("train", train), ("val", val)):
+        if split is None:
+            continue
+        if not (isinstance(split, tuple) and len(split) == 2):
+            raise ValueError(f"{caller}: {name} must be a tuple (x, y) of tensors")
+        x, y = split
+        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"{caller}: {name} has {x.shape[0]} inputs and {y.shape[0]} labels")
+        if y.dtype != torch.long:
+            raise ValueError(f"{caller}: {name} labels must be int64 class indices, got "
+                             f"{y.dtype}")
+    if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{caller}: need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
+                         f"{batch_size}, {lr}")
+    return train
 
 
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None,
@@ -86,12 +96,7 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tenso
     Returns:
         A :class:`History`. With ``val``, the model ends with its best-validation-loss weights.
     """
-    x, y = _check_split("train", train)
-    if val is not None:
-        _check_split("val", val)
-    if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"fit: need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
-                         f"{batch_size}, {lr}")
+    x, y = check_training("fit", train, val, epochs, batch_size, lr)
     if patience is not None and val is None:
         raise ValueError("fit: early stopping (patience) needs a validation set")
     gen = torch.Generator().manual_seed(seed)
