@@ -119,6 +119,10 @@ class Domain:
         set_(self, "_group_index", group_tensor(groups))
         set_(self, "_finite_bounds", bool(torch.isfinite(lower).all() and
                                           torch.isfinite(upper).all()))
+        same = lower.numel() > 0 and bool((lower == lower.reshape(-1)[0]).all() and
+                                          (upper == upper.reshape(-1)[0]).all())
+        set_(self, "_scalar_bounds", (float(lower.reshape(-1)[0]), float(upper.reshape(-1)[0]))
+             if same else None)
 
     def _name(self, i: int) -> str:
         if self.feature_names is not None and 0 <= i < len(self.feature_names):
@@ -165,6 +169,12 @@ class Domain:
         lo, hi = self._like(self.lower, x), self._like(self.upper, x)  # type: ignore[arg-type]
         assert lo is not None and hi is not None
         return lo, hi
+
+    @property
+    def scalar_bounds(self) -> tuple[float, float] | None:
+        """``(lower, upper)`` as floats when every feature shares them, else ``None``: a clamp to
+        Python scalars is several times cheaper than one that broadcasts bound tensors."""
+        return self._scalar_bounds  # type: ignore[attr-defined,no-any-return]
 
     def delta_bounds(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         """Per-coordinate bounds ``lo <= delta <= hi`` of a perturbation of ``x0``.

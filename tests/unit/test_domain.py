@@ -126,6 +126,15 @@ def test_scalar_bounds_with_n_features_and_masks() -> None:
     assert_close(hi, torch.tensor([[1.0, 0.0, 1.0]] * 2))
 
 
+def test_scalar_bounds_property() -> None:
+    """Shared bounds come back as floats (FGSM clamps with them); per-feature ones do not."""
+    assert Domain().scalar_bounds == (0.0, 1.0)
+    assert Domain(lower=-2.0, upper=3.0, n_features=4).scalar_bounds == (-2.0, 3.0)
+    assert Domain(lower=[0.0, 0.0], upper=[1.0, 1.0]).scalar_bounds == (0.0, 1.0)
+    assert Domain(lower=[0.0, 0.0], upper=[1.0, 2.0]).scalar_bounds is None
+    assert mixed_domain().scalar_bounds is None
+
+
 # ---------------------------------------------------------------------------- contains
 def test_contains_box_per_sample() -> None:
     d = Domain(lower=[0.0, -1.0], upper=[1.0, 1.0])

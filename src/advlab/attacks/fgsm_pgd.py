@@ -69,8 +69,11 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
         if threat.norm == "linf" and threat.domain.is_box and not random_start and \
                 alpha <= threat.eps:
             # a step of alpha <= eps stays in the ball: only the domain's bounds can cut it
-            lower, upper = threat.domain.bounds(x.flatten(1))
             step = torch.add(x, grad.sign_(), alpha=alpha)  # grad is a fresh tensor: in place
+            scalar = threat.domain.scalar_bounds
+            if scalar is not None:
+                return step.clamp_(*scalar)
+            lower, upper = threat.domain.bounds(x.flatten(1))
             return step.flatten(1).clamp_(lower, upper).reshape(x.shape)
         lo, hi = threat.delta_bounds(x)
         if threat.norm == "linf" and not threat.domain.is_discrete:
