@@ -18,7 +18,10 @@ from advlab.attacks import targets
 from advlab.attacks.carlini_wagner import carlini_wagner_l2
 from advlab.attacks.deepfool import deepfool
 from advlab.attacks.fgsm_pgd import bim, fgsm, pgd
+from advlab.attacks.hopskipjump import hopskipjump
 from advlab.attacks.jsma import jsma
+from advlab.attacks.oracle import Oracle, QueryBudgetExceeded
+from advlab.attacks.square import square
 from advlab.norms import Norm
 from advlab.threat import ThreatModel
 
@@ -48,6 +51,10 @@ ATTACKS: dict[str, AttackSpec] = {
         AttackSpec("jsma", jsma, ("l0",)),
         AttackSpec("deepfool", deepfool, ("l2", "linf"), minimal_norm=True, targeted=False),
         AttackSpec("carlini_wagner_l2", carlini_wagner_l2, ("l2",), minimal_norm=True),
+        # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
+        AttackSpec("square", square, ("linf", "l2"), deterministic=False),
+        AttackSpec("hopskipjump", hopskipjump, ("l2", "linf"), minimal_norm=True,
+                   deterministic=False),
     )
 }
 
@@ -59,5 +66,6 @@ def get(name: str) -> AttackSpec:
     return ATTACKS[name]
 
 
-__all__ = ["ATTACKS", "Attack", "AttackSpec", "bim", "carlini_wagner_l2", "deepfool", "fgsm",
-           "get", "jsma", "pgd", "targets"]
+__all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "bim",
+           "carlini_wagner_l2", "deepfool", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
+           "targets"]

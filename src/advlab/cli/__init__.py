@@ -1,6 +1,7 @@
 """The ``advlab`` command line. Thin: it builds the objects a Python user would, calls one library
 function, and writes the outputs. One module per group of commands: :mod:`.train` (train, demo),
-:mod:`.evaluate` (evaluate, report, attacks), :mod:`.detect`; shared helpers in :mod:`.common`.
+:mod:`.evaluate` (evaluate, report, attacks), :mod:`.detect`, :mod:`.poison`,
+:mod:`.blackbox` (substitute, transfer); shared helpers in :mod:`.common`.
 
 Conventions: logs and progress go to stderr; one JSON summary line goes to stdout; a user error
 prints one line and exits with code 2 (``--debug`` shows the traceback instead).
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from advlab.cli import blackbox as blackbox_commands
 from advlab.cli import detect as detect_command
+from advlab.cli import explain as explain_commands
+from advlab.cli import poison as poison_command
 from advlab.cli.common import EXIT_USAGE, UsageError, emit, log
 from advlab.cli.evaluate import attacks as run_attacks
 from advlab.cli.evaluate import evaluate as run_evaluate
@@ -117,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=run_attacks)
 
     detect_command.register(sub)
+    explain_commands.register(sub)
+    blackbox_commands.register(sub)
+    poison_command.register(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded digits data")
     training_options(demo, require_out=False)

@@ -1,5 +1,7 @@
-"""Defenses: train-time (adversarial training), run-time (detectors) and retraining loops."""
+"""Defenses: train-time (adversarial training), run-time (detectors), retraining loops, and
+training-set filters against poisoning (activation clustering, spectral signatures)."""
 
+from advlab.defenses.activation_clustering import activation_clustering
 from advlab.defenses.adversarial_training import (
     METHODS,
     adversarial_step,
@@ -8,8 +10,11 @@ from advlab.defenses.adversarial_training import (
 )
 from advlab.defenses.detection import ActivationDetector, Detector, detection_metrics
 from advlab.defenses.distillation import Distilled, distill
+from advlab.defenses.poison_filter import PoisonFilter
 from advlab.defenses.retraining import RetrainReport, attack_traffic, detect_and_retrain
+from advlab.defenses.spectral import spectral_signatures
 
-__all__ = ["METHODS", "ActivationDetector", "Detector", "Distilled", "RetrainReport",
-           "adversarial_step", "adversarial_train", "attack_traffic", "defense_record",
-           "detect_and_retrain", "detection_metrics", "distill"]
+__all__ = ["METHODS", "ActivationDetector", "Detector", "Distilled", "PoisonFilter",
+           "RetrainReport", "activation_clustering", "adversarial_step", "adversarial_train",
+           "attack_traffic", "defense_record", "detect_and_retrain", "detection_metrics",
+           "distill", "spectral_signatures"]

@@ -213,23 +213,30 @@ class ActivationDetector(FeatureDetector):
             logits = self.model(x)
             return torch.cat([logits.sort(1, descending=True).values,
                               logits.log_softmax(1).sort(1, descending=True).values], 1)
-        captured: list[Tensor] = []
-        if self.layer is not None:
-            handle = self.layer.register_forward_hook(
-                lambda _m, _i, output: captured.append(output))
-        else:
-            handles = [m.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-                       for m in self.model.modules() if isinstance(m, nn.Linear)]
-            if not handles:
-                raise ValueError("ActivationDetector: the model has no nn.Linear head; pass layer=")
-        try:
-            self.model(x)
-        finally:
-            for h in ([handle] if self.layer is not None else handles):
-                h.remove()
-        if not captured:
-            raise ValueError("ActivationDetector: the hooked layer did not run in the forward pass")
-        return captured[-1].flatten(1).float()
+        return representation(self.model, x, self.layer)
+
+
+def representation(model: nn.Module, x: Tensor, layer: nn.Module | None = None) -> Tensor:
+    """``model``'s representation of ``x`` as ``(N, features)``: the output of ``layer``, or by
+    default the input of the last ``nn.Linear`` that runs (the penultimate representation).
+    One forward pass, read through hooks that are removed afterwards; the caller chooses the
+    grad mode and the model mode."""
+    captured: list[Tensor] = []
+    if layer is not None:
+        handles = [layer.register_forward_hook(lambda _m, _i, output: captured.append(output))]
+    else:
+        handles = [m.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
+                   for m in model.modules() if isinstance(m, nn.Linear)]
+        if not handles:
+            raise ValueError("the model has no nn.Linear head; pass layer=")
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if not captured:
+        raise ValueError("the hooked layer did not run in the forward pass")
+    return captured[-1].flatten(1).float()
 
 
 def detection_metrics(detector: Detector, clean: Tensor, adversarial: Tensor) -> dict[str, float]:

@@ -6,8 +6,17 @@ See docs/evaluation.md: ``evaluate(model, data, ["fgsm", {"name": "pgd", "steps"
 """
 
 from advlab.evaluation.evaluate import Evaluation, ResumeError, evaluate
+from advlab.evaluation.poisoning import (
+    PoisoningCurve,
+    accuracy,
+    backdoor_success,
+    poisoning_curve,
+    predict_labels,
+)
 from advlab.evaluation.runs import AttackRun, attack_parameters, build_runs
 from advlab.evaluation.score import Score, score
+from advlab.evaluation.transfer import TransferMatrix, transferability_matrix
 
-__all__ = ["AttackRun", "Evaluation", "ResumeError", "Score", "attack_parameters", "build_runs",
-           "evaluate", "score"]
+__all__ = ["AttackRun", "Evaluation", "PoisoningCurve", "ResumeError", "Score", "accuracy",
+           "attack_parameters", "backdoor_success", "build_runs", "evaluate", "poisoning_curve",
+           "predict_labels", "score", "TransferMatrix", "transferability_matrix"]

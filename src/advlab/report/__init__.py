@@ -23,7 +23,7 @@ from advlab.report import plots
 from advlab.report.html import SCHEMA, render_page
 
 __all__ = ["example_summary", "render_html", "write_report"]
-FIGURES = ("curves", "histograms", "gallery", "features")
+FIGURES = ("curves", "histograms", "gallery", "features", "transfer")
 
 
 def render_html(summary: Mapping[str, Any]) -> str:

@@ -148,6 +148,10 @@ def render_page(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
             "gallery", "Adversarial examples", _figure(figures.get("gallery"), "No examples "
             "recorded."), "Original, adversarial and amplified perturbation (red: increased, "
             "blue: decreased). Titles give the true label, the predictions and confidences."),
+        *([_section("transfer", "Transferability", _figure(figures["transfer"], ""),
+                    "Transfer success of the attack crafted on each source model (rows) against "
+                    "each target model (columns), among the samples the target classifies "
+                    "correctly.")] if "transfer" in figures else []),
         _cards_section(s), _config(s), _versions(s)]
     model = _mapping(s.get("model_card")).get("architecture")
     title = f"advlab report – {card.get('name') or DASH} – {model or DASH}"

@@ -75,6 +75,7 @@ def figures(summary: Mapping[str, Any]) -> dict[str, str]:
         "histograms": histograms_figure(summary.get("histograms") or {}),
         "gallery": gallery_figure(summary.get("gallery") or [], card.get("class_names")),
         "features": features_figure(summary.get("tabular") or {}),
+        "transfer": transfer_figure(summary.get("transfer") or {}),
     }
     return {name: svg for name, svg in drawn.items() if svg is not None}
 
@@ -287,3 +288,38 @@ def features_figure(tabular: Mapping[str, Any], top: int = 10) -> str | None:
 
 def _short(name: str, width: int = 24) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def transfer_figure(transfer: Mapping[str, Any]) -> str | None:
+    """Heat map of a transferability matrix (``advlab.evaluation.transfer``): transfer success
+    of the attack crafted on each source (rows) against each target (columns), in percent."""
+    sources, targets = transfer.get("sources"), transfer.get("targets")
+    rows = transfer.get("success")
+    if not (isinstance(sources, list) and isinstance(targets, list) and isinstance(rows, list)
+            and sources and targets and len(rows) == len(sources)):
+        return None
+    values = np.array([floats(r) if len(floats(r)) == len(targets) else
+                       np.full(len(targets), math.nan) for r in rows], dtype=float)
+    attack = _mapping(transfer.get("attack"))
+    title = (f"{attack.get('name', 'attack')} transfer success, "
+             f"{norm_label(transfer.get('norm'))} ε = {transfer.get('eps')}, "
+             f"n = {transfer.get('n')}")
+    with _style("transfer"):
+        fig = Figure(figsize=(1.6 + 1.05 * len(targets), 1.1 + 0.42 * len(sources)),
+                     layout="constrained")
+        ax = fig.subplots()
+        ax.imshow(np.nan_to_num(values), cmap="Oranges", vmin=0, vmax=1, aspect="auto")
+        for i in range(len(sources)):
+            for j in range(len(targets)):
+                v = values[i, j]
+                ax.text(j, i, "–" if math.isnan(v) else f"{100 * v:.0f}%", ha="center",
+                        va="center", fontsize=8, color="white" if v > 0.6 else "#111827")
+        ax.set_xticks(np.arange(len(targets)), [_short(str(t), 16) for t in targets],
+                      fontsize=7.5)
+        ax.set_yticks(np.arange(len(sources)), [_short(str(s), 16) for s in sources],
+                      fontsize=7.5)
+        ax.set_xlabel("target (scored)")
+        ax.set_ylabel("source (crafted on)")
+        ax.spines[:].set_visible(False)
+        ax.set_title(title, loc="left", fontsize=8.5)
+        return _svg(fig, "transfer")

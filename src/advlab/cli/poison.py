@@ -1,0 +1,249 @@
+"""``advlab poison``: poison a training set, train on it, and report what it cost the learner.
+
+* ``--attack label-flip`` (``--mode random|adversarial``) and ``--attack svm-injection`` work on
+  a two-class subset (``--classes A,B``, optional for two-class data) against a scikit-learn SVC;
+  the curve is the SVC's test error against the flip rate or the number of injected points.
+* ``--attack backdoor`` stamps a trigger (an image patch, or ``--trigger-features NAME=VALUE,...``
+  for tabular data, checked against the Domain), trains a zoo model on the poisoned set and on
+  the clean one, and reports clean accuracy and backdoor success; ``--defense
+  activation-clustering`` then filters the training set and retrains.
+
+Writes ``poisoned.safetensors`` (tensors ``x``, ``y``, ``indices``), ``summary.json`` (schema
+``advlab.poisoning/1``) and ``report.html`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advlab.cli.common import UsageError, load_dataset, log
+
+ATTACKS = ("label-flip", "svm-injection", "backdoor")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("poison", help="poison a training set (label flipping, SVM injection, "
+                       "backdoor), train on it and write the poisoned data and a report")
+    p.add_argument("--attack", required=True, choices=ATTACKS)
+    p.add_argument("--dataset", required=True, help="dataset name (see `advlab datasets`)")
+    p.add_argument("--data-path", type=Path, help="folder (or file) holding the data set")
+    p.add_argument("--labels", choices=("binary", "5class"), default="binary",
+                   help="NSL-KDD / KDD Cup 99 labels")
+    p.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--rate", type=float, default=0.05,
+                   help="poisoned fraction of the training set (label-flip, backdoor)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1, help="seeds for the curve (SVM attacks)")
+    svm = p.add_argument_group("SVM attacks (label-flip, svm-injection)")
+    svm.add_argument("--classes", help="the two classes to keep, e.g. 7,1")
+    svm.add_argument("--n-train", type=int, default=200, help="training rows (default 200)")
+    svm.add_argument("--n-val", type=int, default=500,
+                     help="the attacker's validation rows, drawn from the training split")
+    svm.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
+    svm.add_argument("--mode", choices=("random", "adversarial"), default="adversarial",
+                     help="label-flip: random or greedy adversarial flips")
+    svm.add_argument("--points", type=int, default=5, help="svm-injection: points to inject")
+    bd = p.add_argument_group("backdoor")
+    bd.add_argument("--target", type=int, default=0, help="the class triggered inputs go to")
+    bd.add_argument("--patch-size", type=int, default=3, help="image trigger: patch size")
+    bd.add_argument("--trigger-features", metavar="NAME=VALUE,...",
+                    help="tabular trigger: features and values, e.g. urgent=1,flag=SH=1")
+    bd.add_argument("--model", choices=("mlp", "small_cnn"), help="default: small_cnn for "
+                    "images, mlp otherwise")
+    bd.add_argument("--epochs", type=int, default=10)
+    bd.add_argument("--lr", type=float, default=2e-3)
+    bd.add_argument("--defense", choices=("none", "activation-clustering"), default="none")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=poison)
+
+
+def poison(args: argparse.Namespace) -> dict[str, Any]:
+    if not 0 <= args.rate <= 1:
+        raise UsageError(f"--rate must lie in [0, 1], got {args.rate}")
+    ds = load_dataset(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.attack == "backdoor":
+        summary, poisoned = _backdoor(args, ds)
+    else:
+        summary, poisoned = _svm_attack(args, ds)
+    from safetensors.torch import save_file
+
+    from advlab.report.poisoning import SCHEMA, write_poisoning_report
+
+    save_file({"x": poisoned.x.contiguous(), "y": poisoned.y.contiguous(),
+               "indices": poisoned.indices.contiguous()}, str(args.out / "poisoned.safetensors"),
+              metadata={"attack": args.attack, "kind": poisoned.kind,
+                        "dataset": args.dataset, "n_poisoned": str(poisoned.n_poisoned)})
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("run", "debug")}
+    summary = {"schema": SCHEMA, "attack": args.attack, "dataset": args.dataset,
+               "config": config, **summary}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    report = write_poisoning_report(args.out)
+    log(f"poisoned data: {args.out / 'poisoned.safetensors'}\nreport: {report}")
+    return {"command": "poison", "attack": args.attack, "out": str(args.out),
+            **{k: v for k, v in summary["metrics"].items()}}
+
+
+def _two_classes(args: argparse.Namespace, ds: Any) -> tuple[torch.Tensor, ...]:
+    if args.classes:
+        try:
+            a, b = (int(c) for c in args.classes.split(","))
+        except ValueError:
+            raise UsageError(f"--classes must be two class indices like 7,1, got "
+                             f"{args.classes!r}") from None
+    elif ds.num_classes == 2:
+        a, b = 1, 0
+    else:
+        raise UsageError(f"{args.dataset} has {ds.num_classes} classes: choose two with "
+                         "--classes A,B")
+    for c in (a, b):
+        if not 0 <= c < ds.num_classes or a == b:
+            raise UsageError(f"--classes: need two different classes in [0, {ds.num_classes}), "
+                             f"got {args.classes}")
+
+    def keep(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = (y == a) | (y == b)
+        return x[m].flatten(1), y[m]
+
+    x, y = keep(ds.x_train, ds.y_train)
+    xt, yt = keep(ds.x_test, ds.y_test)
+    if args.n_train + args.n_val > x.shape[0]:
+        raise UsageError(f"--n-train + --n-val = {args.n_train + args.n_val} but the two classes "
+                         f"have {x.shape[0]} training rows")
+    return x, y, xt, yt
+
+
+def _svm_attack(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], Any]:
+    from sklearn.svm import SVC
+
+    from advlab.evaluation import PoisoningCurve, accuracy, poisoning_curve
+    from advlab.poisoning import adversarial_label_flip, random_label_flip, svm_injection
+
+    x_all, y_all, xt, yt = _two_classes(args, ds)
+    curve, first = None, None
+    for seed in range(args.seed, args.seed + args.seeds):
+        order = torch.randperm(x_all.shape[0], generator=torch.Generator().manual_seed(seed))
+        tr, va = order[:args.n_train], order[args.n_train:args.n_train + args.n_val]
+        x, y, xv, yv = x_all[tr], y_all[tr], x_all[va], y_all[va]
+
+        def train(xs: torch.Tensor, ys: torch.Tensor, _seed: int) -> Any:
+            return SVC(kernel=args.kernel).fit(xs.double().numpy(), ys.numpy())
+
+        def measure(model: Any) -> dict[str, float]:
+            return {"test_error": 1.0 - accuracy(model, xt, yt)}
+
+        if args.attack == "label-flip":
+            flip = random_label_flip if args.mode == "random" else adversarial_label_flip
+            kw = {} if args.mode == "random" else {"x_val": xv, "y_val": yv,
+                                                   "progress": not args.quiet}
+            levels = sorted({args.rate / 4, args.rate / 2, args.rate})
+            part = poisoning_curve(
+                lambda r, g, x=x, y=y, kw=kw, flip=flip: flip(x, y, r, generator=g, **kw),
+                train, measure, levels, x=x, y=y, seeds=(seed,))
+            poisoned = flip(x, y, args.rate, generator=torch.Generator().manual_seed(seed), **kw)
+        else:
+            poisoned = svm_injection(x, y, x_val=xv, y_val=yv, n_points=args.points,
+                                     kernel=args.kernel, progress=not args.quiet,
+                                     generator=torch.Generator().manual_seed(seed))
+            part = PoisoningCurve("points")
+            for k in range(args.points + 1):  # the injection is sequential: prefixes
+                part.rows.append({"level": float(k), "seed": seed, "n_poisoned": k,
+                                  **measure(train(poisoned.x[:x.shape[0] + k],
+                                                  poisoned.y[:x.shape[0] + k], seed))})
+        if curve is None:
+            curve, first = part, (poisoned, x, y)
+        else:
+            curve.rows.extend(part.rows)
+        log(f"seed {seed}: test error {[round(r['test_error'], 4) for r in part.rows]}")
+    assert curve is not None and first is not None
+    poisoned, x, y = first
+    errors = curve.median("test_error")
+    metrics = {"n_poisoned": poisoned.n_poisoned, "n_train": int(x.shape[0]),
+               "clean_accuracy": 1 - errors[0], "poisoned_accuracy": 1 - errors[-1],
+               "clean_test_error": errors[0], "poisoned_test_error": errors[-1]}
+    return ({"learner": f"SVC ({args.kernel})", "metrics": metrics, "curve": curve.to_dict(),
+             "poisoning_info": poisoned.info}, poisoned)
+
+
+def _trigger(args: argparse.Namespace, ds: Any) -> Any:
+    from advlab.poisoning import FeatureTrigger, PatchTrigger
+
+    if args.trigger_features:
+        values: dict[str, float] = {}
+        for item in args.trigger_features.split(","):
+            name, sep, value = item.rpartition("=")
+            if not sep or not name:
+                raise UsageError(f"--trigger-features: expected NAME=VALUE, got {item!r}")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise UsageError(f"--trigger-features: {item!r}: {value!r} is not a number") \
+                    from None
+        try:
+            return FeatureTrigger.by_name(ds.domain, values)
+        except ValueError as err:
+            raise UsageError(f"--trigger-features: {err}") from None
+    if len(ds.input_shape) != 3:
+        raise UsageError(f"{args.dataset} is tabular: give --trigger-features NAME=VALUE,...")
+    return PatchTrigger(size=args.patch_size)
+
+
+def _backdoor(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], Any]:
+    from advlab.defenses import activation_clustering
+    from advlab.evaluation import PoisoningCurve, accuracy, backdoor_success
+    from advlab.models.training import train_classifier
+    from advlab.poisoning import backdoor
+
+    if not 0 <= args.target < ds.num_classes:
+        raise UsageError(f"--target must be a class in [0, {ds.num_classes}), got {args.target}")
+    trigger = _trigger(args, ds)
+    arch = args.model or ("small_cnn" if len(ds.input_shape) == 3 else "mlp")
+    poisoned = backdoor(ds.x_train, ds.y_train, trigger, args.target, args.rate,
+                        domain=ds.domain, generator=torch.Generator().manual_seed(args.seed))
+
+    def train(x: torch.Tensor, y: torch.Tensor) -> Any:
+        data = dataclasses.replace(ds, x_train=x, y_train=y)
+        log(f"training {arch} on {x.shape[0]} rows ...")
+        return train_classifier(data, arch, epochs=args.epochs, lr=args.lr, batch_size=64,
+                                seed=args.seed, val_fraction=0, progress=not args.quiet).model
+
+    def measure(model: Any) -> dict[str, float]:
+        return {"test_accuracy": accuracy(model, ds.x_test, ds.y_test),
+                "backdoor_success": backdoor_success(model, ds.x_test, ds.y_test, trigger,
+                                                     args.target)}
+
+    clean = measure(train(ds.x_train, ds.y_train))
+    model = train(poisoned.x, poisoned.y)
+    bad = measure(model)
+    metrics: dict[str, Any] = {
+        "n_poisoned": poisoned.n_poisoned, "n_train": int(ds.x_train.shape[0]),
+        "clean_accuracy": clean["test_accuracy"], "poisoned_accuracy": bad["test_accuracy"],
+        "backdoor_success": bad["backdoor_success"],
+        "clean_model_backdoor_success": clean["backdoor_success"]}
+    rows = [{"level": 0.0, "seed": args.seed, "n_poisoned": 0, **clean},
+            {"level": float(args.rate), "seed": args.seed, "n_poisoned": poisoned.n_poisoned,
+             **bad}]
+    curve = PoisoningCurve("rate", rows)
+    summary: dict[str, Any] = {"learner": arch, "metrics": metrics, "curve": curve.to_dict(),
+                               "trigger": repr(trigger)}
+    if args.defense == "activation-clustering":
+        f = activation_clustering(model, poisoned.x, poisoned.y, seed=args.seed)
+        after = measure(train(poisoned.x[f.kept], poisoned.y[f.kept]))
+        metrics["defended_backdoor_success"] = after["backdoor_success"]
+        summary["defense"] = {"method": "activation clustering", **f.metrics(poisoned.indices),
+                              "accuracy_after": after["test_accuracy"],
+                              "backdoor_success_after": after["backdoor_success"]}
+    if len(ds.input_shape) == 3:
+        idx = poisoned.indices[:8]
+        summary["examples"] = {"shape": list(ds.input_shape),
+                               "clean": ds.x_train[idx].flatten(1).tolist(),
+                               "triggered": poisoned.x[idx].flatten(1).tolist()}
+    return summary, poisoned

@@ -1,0 +1,22 @@
+"""Poisoning attacks: the attacker edits the training set instead of the test input.
+
+Each attack is a pure function of the training data that returns
+:class:`~advlab.poisoning.base.Poisoned` ``(x, y, indices)``; conventions are in
+:mod:`advlab.poisoning.base`.
+
+* Data modification: :func:`random_label_flip`, :func:`adversarial_label_flip`.
+* Data injection: :func:`svm_injection` (Biggio, Nelson, Laskov 2012).
+* Backdoors: :func:`backdoor` with a :class:`PatchTrigger` or :class:`FeatureTrigger`.
+
+The poisoning defense (spectral signatures) is in :mod:`advlab.defenses.spectral`; the metrics
+and the poisoning curve are in :mod:`advlab.evaluation.poisoning`.
+"""
+
+from advlab.poisoning.backdoor import backdoor
+from advlab.poisoning.base import Poisoned
+from advlab.poisoning.label_flip import adversarial_label_flip, random_label_flip
+from advlab.poisoning.svm_poisoning import svm_injection
+from advlab.poisoning.triggers import FeatureTrigger, PatchTrigger
+
+__all__ = ["FeatureTrigger", "PatchTrigger", "Poisoned", "adversarial_label_flip", "backdoor",
+           "random_label_flip", "svm_injection"]
