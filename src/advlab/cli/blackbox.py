@@ -14,15 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_model, log, recorded_dataset
+from advlab.cli.common import UsageError, load_model, log, model_and_data_options, recorded_dataset
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("substitute", help="train a substitute of a model from its labels only "
                        "(Papernot et al. 2017) and measure transfer attacks crafted on it")
-    p.add_argument("--model", required=True, help="the target: a folder from `advlab train`")
-    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
-    p.add_argument("--data-path", help="folder (or file) holding the data set")
+    model_and_data_options(p, "the target: a folder from `advlab train`")
     p.add_argument("--architecture", choices=("small_cnn", "mlp"),
                    help="the substitute's architecture (default: the target's)")
     p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (mlp) or dense width")

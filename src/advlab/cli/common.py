@@ -23,6 +23,15 @@ def emit(summary: dict[str, Any]) -> None:
     print(json.dumps(summary, sort_keys=True), flush=True)
 
 
+def model_and_data_options(p: argparse.ArgumentParser,
+                           model_help: str = "model folder written by `advlab train`") -> None:
+    """``--model`` (required), and the ``--dataset`` and ``--data-path`` that default to the data
+    set the model's sidecar records."""
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+    p.add_argument("--data-path", help="folder (or file) holding the data set")
+
+
 def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.dataset == "digits":

@@ -11,15 +11,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_model, log, recorded_dataset
+from advlab.cli.common import UsageError, load_model, log, model_and_data_options, recorded_dataset
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("detect", help="fit a detector of adversarial inputs (and optionally "
                        "retrain on what it flags); report detection rate and false positives")
-    p.add_argument("--model", required=True, help="model folder written by `advlab train`")
-    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
-    p.add_argument("--data-path", help="folder (or file) holding the data set")
+    model_and_data_options(p)
     p.add_argument("--attack", default="pgd", metavar="NAME[:KEY=VALUE,...]",
                    help="the attack the detector learns (default pgd), with its knobs")
     p.add_argument("--unseen-attack", metavar="NAME[:KEY=VALUE,...]",

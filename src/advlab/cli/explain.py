@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_dataset, load_model, log, recorded_dataset
+from advlab.cli.common import (
+    UsageError,
+    load_dataset,
+    load_model,
+    log,
+    model_and_data_options,
+    recorded_dataset,
+)
 
 METHODS = ("saliency", "abs-saliency", "input-x-gradient", "integrated-gradients", "grad-cam",
            "shap", "gradient-shap", "deeplift-shap", "permutation")
@@ -20,9 +27,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("explain", help="attributions (saliency, integrated gradients, Grad-CAM, "
                        "SHAP) or DALEX permutation importance of a trained model, with figures")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--model", required=True, help="model folder written by `advlab train`")
-    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
-    p.add_argument("--data-path", help="folder (or file) holding the data set")
+    model_and_data_options(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--n", type=int, default=200, help="samples explained (default 200)")
     p.add_argument("--target", default="predicted",
