@@ -14,59 +14,12 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any, TypeGuard
 
+from advlab.report.page import CSS, figure, kv, section
 from advlab.report.plots import MAX_HISTOGRAMS, norm_label
 
 DASH = "–"
 SCHEMA = "advlab.evaluation/1"
-_CSS = """
-:root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f5f7fa;--ok:#15803d;--bad:#b91c1c;
---badbg:#fef2f2;--badline:#fca5a5;--warn:#b45309;--warnbg:#fffbeb}*{box-sizing:border-box}body{
-margin:0;background:var(--bg);color:var(--fg);
-font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}main{
-max-width:1100px;margin:0 auto;padding:28px 20px 56px}header.top h1{font-size:1.65rem;
-margin:0 0 2px;letter-spacing:-.01em}header.top .sub{font-size:1.05rem;color:#374151}.meta{
-color:var(--muted);font-size:.875rem;margin-top:4px}nav.toc{margin:14px 0 0;font-size:.875rem;
-display:flex;flex-wrap:wrap;gap:4px 14px}nav.toc a{color:#1d4ed8;text-decoration:none}
-nav.toc a:hover{text-decoration:underline}.cards{display:grid;
-grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:12px;margin:18px 0 4px}.card{
-background:#fff;border:1px solid var(--line);border-radius:10px;padding:12px 16px}.card .label{
-color:var(--muted);font-size:.8rem;text-transform:uppercase;letter-spacing:.04em}.card .value{
-font-size:1.85rem;font-weight:650;font-variant-numeric:tabular-nums;line-height:1.25}.card .note{
-color:var(--muted);font-size:.82rem}.card.bad{background:var(--badbg);border-color:var(--badline)}
-.card.bad .value{color:var(--bad)}.card.good .value{color:var(--ok)}.banner{border-radius:8px;
-padding:10px 14px;margin:14px 0;font-weight:500}.banner.bad{background:var(--badbg);
-border:1px solid var(--badline);color:var(--bad)}.banner.warn{background:var(--warnbg);
-border:1px solid #fcd34d;color:var(--warn)}.banner a{color:inherit}section{background:#fff;
-border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:16px 0}h2{
-font-size:1.2rem;margin:0 0 4px}h3{font-size:1rem;margin:0 0 8px}p.caption,p.empty{
-color:var(--muted);font-size:.875rem;margin:2px 0 12px}.scroll{overflow-x:auto}table{
-border-collapse:collapse;width:100%;font-size:.875rem}th,td{padding:6px 10px;
-border-bottom:1px solid var(--line);text-align:left;vertical-align:top}thead th{font-weight:600;
-color:#374151;background:#f9fafb;border-bottom:2px solid var(--line);white-space:nowrap}.num{
-text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}tr.clean td{
-background:#f8fafc}tr.group th{background:#eef2ff;color:#3730a3;font-weight:600;font-size:.8rem;
-letter-spacing:.03em}tr.worst td{font-weight:650;background:#f1f5f9;
-border-bottom:2px solid #cbd5e1}.tag{display:inline-block;font-size:.72rem;font-weight:600;
-padding:0 6px;border-radius:9px;background:#e0e7ff;color:#3730a3;margin-left:6px;
-vertical-align:1px}.tag.error{background:#fee2e2;color:var(--bad)}.tag.warning{background:#fef3c7;
-color:var(--warn)}.muted{color:var(--muted);font-weight:400}.small{font-size:.8rem}
-#headline-table td:first-child{min-width:210px}li.check.pass .tag{background:#f3f4f6;
-color:#4b5563}figure{margin:0}figure svg{display:block;max-width:100%;height:auto;margin:0 auto}
-ul.checks{list-style:none;padding:0;margin:0}li.check{display:grid;grid-template-columns:26px 1fr;
-gap:0 10px;padding:9px 12px;border:1px solid var(--line);border-radius:8px;margin-bottom:8px}
-li.check .mark{font-size:1.15rem;font-weight:700;line-height:1.35}li.check .name{font-weight:600;
-font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.85rem}
-li.check .evidence,li.check .meaning{font-size:.875rem}li.check .meaning{color:#4b5563}
-li.check.pass .mark{color:var(--ok)}li.check.fail{background:var(--badbg);
-border-color:var(--badline);border-left:6px solid var(--bad)}li.check.fail .mark{color:var(--bad)}
-li.check.fail .meaning{color:var(--bad);font-weight:600}.grid2{display:grid;
-grid-template-columns:1fr 1fr;gap:20px}@media (max-width:820px){.grid2{grid-template-columns:1fr}}
-table.kv th{width:34%;font-weight:500;color:var(--muted);background:none}code{
-font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.82rem}
-details summary{cursor:pointer;color:#1d4ed8;margin:6px 0}pre{background:#0f172a;color:#e2e8f0;
-padding:14px;border-radius:8px;overflow:auto;font-size:.8rem;line-height:1.45;max-height:560px}
-footer{color:var(--muted);font-size:.8rem;text-align:center;margin-top:24px}
-"""
+
 
 
 def _finite(x: object) -> TypeGuard[int | float]:
@@ -123,15 +76,6 @@ def _list(x: object) -> list[Any]:
     return [v for v in x if isinstance(v, Mapping)] if isinstance(x, list) else []
 
 
-def _section(sid: str, title: str, body: str, caption: str = "") -> str:
-    cap = f'<p class="caption">{caption}</p>' if caption else ""
-    return f'<section id="{sid}">\n<h2>{escape(title)}</h2>{cap}\n{body}\n</section>'
-
-
-def _figure(svg: str | None, empty: str) -> str:
-    return f"<figure>{svg}</figure>" if svg else f'<p class="empty">{escape(empty)}</p>'
-
-
 def render_page(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     """The whole page; ``figures`` are the inline SVGs from ``plots.figures``."""
     s = _mapping(summary)
@@ -139,16 +83,16 @@ def render_page(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     tabular = card.get("kind") == "tabular" or (card.get("kind") is None and bool(s.get("tabular")))
     sections = [
         _headline(s),
-        _section("curves", "Security-evaluation curves", _figure(figures.get("curves"),
+        section("curves", "Security-evaluation curves", figure(figures.get("curves"),
                  "No curves recorded."), "Robust accuracy against the perturbation budget ε, one "
                  "panel per norm. The bold black line is the per-sample worst case over all "
                  "attacks of that norm: a sample counts as robust only if every attack failed."),
         _checks(s), _histograms(s, figures),
-        _tabular(s, figures) if tabular else _section(
-            "gallery", "Adversarial examples", _figure(figures.get("gallery"), "No examples "
+        _tabular(s, figures) if tabular else section(
+            "gallery", "Adversarial examples", figure(figures.get("gallery"), "No examples "
             "recorded."), "Original, adversarial and amplified perturbation (red: increased, "
             "blue: decreased). Titles give the true label, the predictions and confidences."),
-        *([_section("transfer", "Transferability", _figure(figures["transfer"], ""),
+        *([section("transfer", "Transferability", figure(figures["transfer"], ""),
                     "Transfer success of the attack crafted on each source model (rows) against "
                     "each target model (columns), among the samples the target classifies "
                     "correctly.")] if "transfer" in figures else []),
@@ -158,7 +102,7 @@ def render_page(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+        f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
         "<main>", _header(s, tabular), *_banners(s), _summary_cards(s), *sections,
         '<footer>Rendered by advlab.report from summary.json; nothing on this page was '
         "recomputed.</footer>", "</main>", "</body>", "</html>", ""])
@@ -266,7 +210,7 @@ def _headline(s: Mapping[str, Any]) -> str:
                  for w in worst if str(w.get("norm")) == norm]
     table = f'<div class="scroll"><table id="headline-table">{head}<tbody>{"".join(rows)}' \
             "</tbody></table></div>"
-    return _section("headline", "Robust accuracy", table + _per_class(s, results, worst),
+    return section("headline", "Robust accuracy", table + _per_class(s, results, worst),
                     "Success rate is measured among clean-correct samples; Median ‖δ‖ is in the "
                     "attack's own norm; Valid is the share of adversarial points inside the "
                     "Domain. Worst case: per sample, over all attacks of that norm at that ε.")
@@ -312,7 +256,7 @@ def _checks(s: Mapping[str, Any]) -> str:
             f'<div class="meaning">{text(c.get("meaning"))}</div></div></li>')
     body = f'<ul class="checks">{"".join(items)}</ul>' if items else \
         '<p class="empty">No sanity checks recorded.</p>'
-    return _section("checks", "Sanity checks", body, "Checks for gradient masking and model "
+    return section("checks", "Sanity checks", body, "Checks for gradient masking and model "
                     "sanity, after AutoAttack. Failed checks come first.")
 
 
@@ -320,8 +264,8 @@ def _histograms(s: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     hists = _mapping(s.get("histograms"))
     note = f" Showing the first {MAX_HISTOGRAMS} of {len(hists)}." \
         if len(hists) > MAX_HISTOGRAMS else ""
-    return _section("histograms", "Perturbation norms",
-                    _figure(figures.get("histograms"), "No perturbation norms recorded."),
+    return section("histograms", "Perturbation norms",
+                    figure(figures.get("histograms"), "No perturbation norms recorded."),
                     "Per-sample norms of the successful adversarial perturbations for each attack "
                     f"row (dashed line: median).{note}")
 
@@ -344,15 +288,10 @@ def _tabular(s: Mapping[str, Any], figures: Mapping[str, str]) -> str:
              f"<tbody>{''.join(rows)}</tbody></table></div>") if rows else \
         '<p class="empty">No feature statistics recorded.</p>'
     domain = _mapping(s.get("dataset_card")).get("domain")
-    return _section("tabular", "Perturbed features and domain validity",
-                    _figure(figures.get("features"), "") + table,
+    return section("tabular", "Perturbed features and domain validity",
+                    figure(figures.get("features"), "") + table,
                     f"Domain: {text(domain)}. Valid is the share of adversarial points that "
                     "remain inside the Domain.")
-
-
-def _kv(rows: list[tuple[str, str]]) -> str:
-    return '<table class="kv"><tbody>' + "".join(
-        f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</tbody></table>"
 
 
 def _value(key: str, value: object) -> str:
@@ -378,9 +317,9 @@ def _cards_section(s: Mapping[str, Any]) -> str:
         "name": "name", "split": "split", "n": "samples", "kind": "kind",
         "input_shape": "input shape", "num_classes": "classes", "class_names": "class names",
         "feature_names": "features", "domain": "domain"})
-    body = (f'<div class="grid2"><div id="model"><h3>Model</h3>{_kv(model)}</div>'
-            f'<div id="dataset-card"><h3>Dataset</h3>{_kv(data)}</div></div>')
-    return _section("model-card", "Model and dataset", body)
+    body = (f'<div class="grid2"><div id="model"><h3>Model</h3>{kv(model)}</div>'
+            f'<div id="dataset-card"><h3>Dataset</h3>{kv(data)}</div></div>')
+    return section("model-card", "Model and dataset", body)
 
 
 def _config(s: Mapping[str, Any]) -> str:
@@ -388,7 +327,7 @@ def _config(s: Mapping[str, Any]) -> str:
     attacks = ", ".join(text(a.get("label")) for a in _list(_mapping(config).get("attacks")))
     dump = DASH if config is None else escape(json.dumps(config, indent=2, ensure_ascii=False,
                                                          default=str))
-    return _section("config", "Run configuration",
+    return section("config", "Run configuration",
                     f"<p>Attacks: {attacks or DASH}.</p><details><summary>Show the run "
                     f"configuration (JSON)</summary><pre>{dump}</pre></details>",
                     "Exactly what the run was asked to do: enough to reproduce it.")
@@ -398,5 +337,5 @@ def _versions(s: Mapping[str, Any]) -> str:
     rows = [(str(k), text(v)) for k, v in _mapping(s.get("versions")).items()]
     rows += [("schema", text(s.get("schema"))), ("complete", text(s.get("complete"))),
              ("total time", seconds(_mapping(s.get("timing")).get("seconds")))]
-    return _section("versions", "Versions", _kv(rows))
+    return section("versions", "Versions", kv(rows))
 

@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from advlab.report.html import _CSS, DASH, _figure, _kv, _section, num, pct, text
+from advlab.report.html import DASH, num, pct, text
+from advlab.report.page import CSS, figure, kv, section
 from advlab.report.plots import _style, _svg, floats
 
 SCHEMA = "advlab.poisoning/1"
@@ -116,29 +117,29 @@ def render_poisoning_page(summary: Mapping[str, Any]) -> str:
     """The whole page for a poisoning summary."""
     s = summary if isinstance(summary, Mapping) else {}
     curve = s.get("curve") or {}
-    sections = [_section("curve", "Poisoning curve",
-                         _figure(curve_figure(curve), "No curve recorded.") + _curve_table(curve),
+    sections = [section("curve", "Poisoning curve",
+                         figure(curve_figure(curve), "No curve recorded.") + _curve_table(curve),
                          "Median over seeds (range shaded); dashed: the clean baseline.")]
     defense = s.get("defense")
     if isinstance(defense, Mapping):
         rows = [(str(k).replace("_", " "), pct(v) if k in ("precision", "recall") or
                  "accuracy" in k or "success" in k else num(v) if isinstance(v, (int, float))
                  else text(v)) for k, v in defense.items()]
-        sections.append(_section("defense", "Training-set filter", _kv(rows),
+        sections.append(section("defense", "Training-set filter", kv(rows),
                                  "Rows flagged as poisoned and removed before retraining."))
     examples = s.get("examples")
     if isinstance(examples, Mapping):
-        sections.append(_section("examples", "Triggered examples",
-                                 _figure(examples_figure(examples), "No examples recorded.")))
+        sections.append(section("examples", "Triggered examples",
+                                 figure(examples_figure(examples), "No examples recorded.")))
     config = escape(json.dumps(s.get("config"), indent=2, default=str))
-    sections.append(_section("config", "Run configuration",
+    sections.append(section("config", "Run configuration",
                              f"<details><summary>Show the configuration (JSON)</summary>"
                              f"<pre>{config}</pre></details>"))
     title = f"Poisoning report – {text(s.get('attack'))} – {text(s.get('dataset'))}"
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+        f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
         "<main>", '<header class="top"><h1>Poisoning report</h1>',
         f'<div class="sub">Attack {text(s.get("attack"))} · dataset {text(s.get("dataset"))} · '
         f'learner {text(s.get("learner"))}</div></header>', _cards(s), *sections,
