@@ -7,9 +7,11 @@ One process trains the two models once (the digits small_cnn on 28×28 upsampled
 NSL-KDD MLP), then runs each attack with every library on the same samples and budget, and prints
 one markdown table per attack and data set:
 
-* time: median over at least ``--repeats`` runs (15 when every run of the first round took
-  < 0.5 s, 5 when < 3 s), the libraries interleaved within each round, in a new seeded random
-  order every round (none always runs first or after the same library); a run slower than
+* time: median over at least ``--repeats`` runs (101 when every run of the first round took
+  < 0.05 s, 15 when < 0.5 s, 5 when < 3 s; rounded up to whole cycles of the order design when
+  there are at least as many), the libraries interleaved within each round in the orders of a
+  Williams design (over a cycle every library runs in every position, and right after every
+  other library, equally often); a run slower than
   ``--max-seconds`` is not repeated (its row says "1 run"); each library is first warmed up (and
   checked) on 8 samples (2 for JSMA, none for C&W);
 * time ÷ (gradient steps × one forward+backward of the model on the same batch, measured in the
@@ -30,9 +32,9 @@ in their row (exception type and message) and the script goes on; advlab errors 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
-import random
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ import advlab
 from advlab import Domain, ThreatModel
 from advlab.attacks import bim, carlini_wagner_l2, deepfool, fgsm, jsma, pgd, targets
 from advlab.evaluation import score
+from advlab.losses import logits_and_grad
+from advlab.models.batching import chunk_count
 
 Runner = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 ATTACK_NAMES = ("fgsm", "bim", "pgd", "pgd-l2", "deepfool", "cw", "jsma")
@@ -408,16 +412,28 @@ class Result:
 
 
 def rounds_for(first_round: list[float], repeats: int, quick: bool) -> int:
-    """Cheap cases get more rounds (medians of tiny times are noisy): at least ``repeats``, 15
-    when every run of the first round took < 0.5 s, 5 when < 3 s."""
+    """Cheap cases get more rounds (medians of tiny times are noisy): at least ``repeats``, 101
+    when every run of the first round took < 0.05 s, 15 when < 0.5 s, 5 when < 3 s."""
     if quick or not first_round:
         return repeats
     slowest = max(first_round)
-    return max(repeats, 15 if slowest < 0.5 else 5 if slowest < 3 else repeats)
+    return max(repeats, 101 if slowest < 0.05 else 15 if slowest < 0.5 else 5 if slowest < 3
+               else repeats)
+
+
+def balanced_orders(n: int) -> list[list[int]]:
+    """A Williams (1949) design for ``n`` libraries: ``n`` orders (``2n`` when ``n`` is odd) in
+    which every library takes every position, and follows every other library, equally often."""
+    first, low, high = [0], 1, n - 1
+    for i in range(1, n):
+        first.append(low if i % 2 else high)
+        low, high = (low + 1, high) if i % 2 else (low, high - 1)
+    orders = [[(v + k) % n for v in first] for k in range(n)]
+    return orders + [o[::-1] for o in orders] if n % 2 else orders
 
 
 def execute(case: Case, repeats: int, max_seconds: float,
-            quick: bool) -> tuple[dict[str, Result], float]:
+            quick: bool) -> tuple[dict[str, Result], Floor]:
     """Warm up, then time every library in interleaved rounds; reference errors are recorded,
     advlab errors propagate."""
     model, x, y, t = case.subject.model, case.x, case.y, case.target
@@ -426,6 +442,8 @@ def execute(case: Case, repeats: int, max_seconds: float,
     small = slice(0, min(case.warmup, len(x)))
     fb_step = forward_backward(model, x, y)
     fb_step()
+    chunked_step = functools.partial(logits_and_grad, model, x, y)  # advlab's own pass
+    chunked_step()  # the first call measures the activations per row
     for e in list(live) if case.warmup else []:  # warm-up and check on a few samples
         assert e.run is not None
         ts = None if t is None else t[small]
@@ -438,13 +456,16 @@ def execute(case: Case, repeats: int, max_seconds: float,
             results[e.library].error = f"{type(err).__name__}: {err}"
             live.remove(e)
     fb_times: list[float] = []
+    chunked_times: list[float] = []
     rounds, r = repeats, 0
     while r < rounds:
         fb_times += [timed(fb_step)[0] for _ in range(5)]
-        # a new order every round (seeded): no library always runs first, or always right
-        # after the same other library (whose allocations and cache state it would inherit)
-        order = list(live)
-        random.Random(r).shuffle(order)
+        chunked_times += [timed(chunked_step)[0] for _ in range(5)]
+        # a balanced order: over each cycle of the design every library runs in every position,
+        # and right after every other library, equally often (it inherits that library's
+        # allocations and cache state)
+        design = balanced_orders(len(live))
+        order = [live[i] for i in design[r % len(design)]]
         for e in order:
             res = results[e.library]
             if r > 0 and res.times and res.times[0] > max_seconds:
@@ -466,8 +487,11 @@ def execute(case: Case, repeats: int, max_seconds: float,
         if r == 0:
             rounds = rounds_for([results[e.library].times[0] for e in live
                                  if results[e.library].times], repeats, quick)
+            cycle = len(balanced_orders(len(live))) if live else 1
+            if rounds >= cycle:  # whole cycles of the design (slow cases keep their few rounds)
+                rounds = -(-rounds // cycle) * cycle
         r += 1
-    return results, median(fb_times)
+    return results, Floor(median(fb_times), median(chunked_times), chunk_count(model, x))
 
 
 @dataclass
@@ -506,7 +530,19 @@ def evaluate(case: Case, results: dict[str, Result]) -> list[Row]:
     return rows
 
 
-def report(case: Case, rows: list[Row], fb: float) -> str:
+@dataclass
+class Floor:
+    """One forward+backward on the case's batch, the medians of the rounds: ``whole`` as the
+    reference libraries run it (the floor of every ratio), ``chunked`` as advlab runs it, in
+    ``chunks`` row chunks (:mod:`advlab.models.batching`)."""
+
+    whole: float
+    chunked: float
+    chunks: int
+
+
+def report(case: Case, rows: list[Row], floor: Floor) -> str:
+    fb = floor.whole
     model, x, y = case.subject.model, case.x, case.y
     metric = "success rate" if case.minimal else "robust accuracy"
     names = {"l0": "L0", "l1": "L1", "l2": "L2", "linf": "L∞"}
@@ -527,11 +563,16 @@ def report(case: Case, rows: list[Row], fb: float) -> str:
     with torch.no_grad():
         clean = 100 * float((model(x).argmax(1) == y).float().mean())
     shape = "×".join(str(v) for v in x.shape)
+    chunk_note = "" if floor.chunks <= 1 else (
+        f"; advlab's own pass runs it in {floor.chunks} row chunks, which keep its activations "
+        f"out of fresh mmapped memory (advlab.models.batching): {floor.chunked * 1e3:.2f} ms, "
+        f"{floor.chunked / fb:.2f}× the whole batch")
     out = [f"### {case.title} — {subject.name}, {shape}",
            "",
            f"Model: {'small_cnn' if subject.name == 'digits' else 'mlp'}, clean test accuracy "
            f"{100 * subject.test_accuracy:.1f} % (on these samples {clean:.1f} %); one forward+"
-           f"backward on this batch: {fb * 1e3:.2f} ms (median of the rounds). Scored with "
+           f"backward on this batch: {fb * 1e3:.2f} ms (median of the rounds){chunk_note}. "
+           "Scored with "
            f"ThreatModel({case.threat.norm!r}, {case.threat.eps:g}, box [0, 1]) unless the row "
            "says otherwise.",
            "",
@@ -670,9 +711,9 @@ def main() -> None:
                 cases = [jsma_case(subject, lib, min(n, n_slow))]
             for case in cases:
                 log(f"{attack} on {subject.name} ({len(case.x)} samples) ...")
-                results, fb = execute(case, repeats, args.max_seconds, args.quick)
+                results, floor = execute(case, repeats, args.max_seconds, args.quick)
                 rows = evaluate(case, results)
-                print(report(case, rows, fb) + "\n", flush=True)
+                print(report(case, rows, floor) + "\n", flush=True)
                 checks += bars(case, rows)
     print("## advlab against the project's bars\n")
     print("Robust accuracy at most 0.5 points above the best reference (FGSM/BIM/PGD); median L2 "

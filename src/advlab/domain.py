@@ -321,14 +321,18 @@ class Domain:
         if self.is_box and x0 is None and self._finite_bounds:  # type: ignore[attr-defined]
             # fast path for the calls at every attack's entry: one reduction, one sync
             flat = self._flat(x)
-            lo, hi = self.bounds(flat)
-            if lo.dim() == 0 and hi.dim() == 0:
-                low, high = torch.aminmax(flat) if flat.numel() else (lo, hi)
-                inside = (low >= lo - atol) & (high <= hi + atol)
+            scalar = self.scalar_bounds
+            if scalar is not None:
+                if not flat.numel():
+                    return
+                low, high = torch.aminmax(flat.detach())
+                # NaN fails both comparisons and takes the slow path below
+                if float(low) >= scalar[0] - atol and float(high) <= scalar[1] + atol:
+                    return
             else:
-                inside = ((flat >= lo - atol) & (flat <= hi + atol)).all()
-            if bool(inside):  # NaN fails every comparison and takes the slow path below
-                return
+                lo, hi = self.bounds(flat)
+                if bool(((flat >= lo - atol) & (flat <= hi + atol)).all()):
+                    return
         ok = self.contains(x, x0, atol=atol)
         if bool(ok.all()):
             return

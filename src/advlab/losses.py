@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from advlab.models import batching
+
 LossName = Literal["ce", "margin", "dlr"]
 Model = Callable[[Tensor], Tensor]
 
@@ -72,12 +74,35 @@ def logits_and_grad(model: Model, x: Tensor, y: Tensor, *, loss: str = "ce",
     """Forward and backward in one call: ``(logits, per-sample loss, d loss / d x)``.
 
     The gradient is of the *sum* of per-sample losses, i.e. each sample's own gradient. All
-    three outputs are detached.
+    three outputs are detached. On the CPU, a batch whose saved activations would exceed
+    :data:`advlab.models.batching.CHUNK_BYTES` runs in row chunks (same per-row results, no
+    page-faulting of fresh activations; see :mod:`advlab.models.batching`).
     """
     fn = get_loss(loss)
+    chunks = batching.chunk_count(model, x)
+    if chunks == 1:
+        return _logits_and_grad(model, fn, x, y, target)
+    pieces, start, n = [], 0, x.shape[0]
+    if chunks == 0:  # the first call for this model and row shape: measure on the first rows
+        start = min(n, batching.PROBE_ROWS)
+        with batching.recording(model, x[:start]):
+            pieces.append(_logits_and_grad(model, fn, x[:start], y[:start],
+                                           None if target is None else target[:start]))
+        chunks = max(1, batching.chunk_count(model, x[start:]))
+    for s in batching.row_slices(n - start, chunks):
+        s = slice(start + s.start, start + s.stop)
+        pieces.append(_logits_and_grad(model, fn, x[s], y[s],
+                                       None if target is None else target[s]))
+    if len(pieces) == 1:
+        return pieces[0]
+    return tuple(torch.cat(part) for part in zip(*pieces, strict=True))  # type: ignore[return-value]
+
+
+def _logits_and_grad(model: Model, fn: Callable[[Tensor, Tensor, Tensor | None], Tensor],
+                     x: Tensor, y: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     with torch.enable_grad():
         x_req = x.detach().requires_grad_(True)
         logits = model(x_req)
         values = fn(logits, y, target)
         (grad,) = torch.autograd.grad(values.sum(), x_req)
-    return logits.detach(), values.detach(), grad.detach()
+    return logits.detach(), values.detach(), grad

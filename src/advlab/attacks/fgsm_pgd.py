@@ -23,6 +23,7 @@ from advlab.attacks.common import (
     repaired_success,
 )
 from advlab.losses import LossName, get_loss, is_success, logits_and_grad
+from advlab.models import batching
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
 
@@ -194,7 +195,7 @@ def _iterate(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat:
             logits, values, grad = logits_and_grad(model, x_adv, ya, loss=loss, target=ta_or_none)
         else:
             with torch.no_grad():
-                logits = model(x_adv)
+                logits = batching.forward(model, x_adv)
                 values = loss_fn(logits, ya, ta_or_none)
         if step == 0:
             check_logits(logits, where="pgd: model")
