@@ -79,30 +79,13 @@ def logits_and_grad(model: Model, x: Tensor, y: Tensor, *, loss: str = "ce",
     page-faulting of fresh activations; see :mod:`advlab.models.batching`).
     """
     fn = get_loss(loss)
-    chunks = batching.chunk_count(model, x)
-    if chunks == 1:
-        return _logits_and_grad(model, fn, x, y, target)
-    pieces, start, n = [], 0, x.shape[0]
-    if chunks == 0:  # the first call for this model and row shape: measure on the first rows
-        start = min(n, batching.PROBE_ROWS)
-        with batching.recording(model, x[:start]):
-            pieces.append(_logits_and_grad(model, fn, x[:start], y[:start],
-                                           None if target is None else target[:start]))
-        chunks = max(1, batching.chunk_count(model, x[start:]))
-    for s in batching.row_slices(n - start, chunks):
-        s = slice(start + s.start, start + s.stop)
-        pieces.append(_logits_and_grad(model, fn, x[s], y[s],
-                                       None if target is None else target[s]))
-    if len(pieces) == 1:
-        return pieces[0]
-    return tuple(torch.cat(part) for part in zip(*pieces, strict=True))  # type: ignore[return-value]
 
+    def one_pass(xs: Tensor, ys: Tensor, ts: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.enable_grad():
+            x_req = xs.detach().requires_grad_(True)
+            logits = model(x_req)
+            values = fn(logits, ys, ts)
+            (grad,) = torch.autograd.grad(values.sum(), x_req)
+        return logits.detach(), values.detach(), grad
 
-def _logits_and_grad(model: Model, fn: Callable[[Tensor, Tensor, Tensor | None], Tensor],
-                     x: Tensor, y: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    with torch.enable_grad():
-        x_req = x.detach().requires_grad_(True)
-        logits = model(x_req)
-        values = fn(logits, y, target)
-        (grad,) = torch.autograd.grad(values.sum(), x_req)
-    return logits.detach(), values.detach(), grad
+    return batching.map_rows(model, one_pass, x, y, target)  # type: ignore[return-value]

@@ -20,6 +20,7 @@ from advlab.attacks.common import (
     repaired_success,
 )
 from advlab.losses import is_success
+from advlab.models import batching
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
 
@@ -175,8 +176,10 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
     check_every = max(1, steps // 10)
     # constant over the round (compaction keeps them true): skip the branches nobody takes
     all_free, any_fixed, any_free = bool(free.all()), bool(fixed.any()), bool(free.any())
-    for t in range(1, steps + 1):
-        xa, loa, spa, fix, fre, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia = state
+
+    def objective_and_grad(w: Tensor, xa: Tensor, loa: Tensor, spa: Tensor, fix: Tensor,
+                           fre: Tensor, ca: Tensor, ka: Tensor) -> tuple[Tensor, ...]:
+        """The point, f6 margin, squared L2, objective and its gradient in ``w``, per row."""
         with torch.enable_grad():
             w_req = w.detach().requires_grad_(True)
             x_new = w_req if all_free else torch.where(
@@ -184,15 +187,20 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
             if any_fixed:
                 x_new = torch.where(fix, xa, x_new)
             margin = _margin(model(x_new), ca, sign)
-            f6 = margin.clamp_min(-confidence)
             l2sq = (x_new - xa).flatten(1).square().sum(1)
-            objective = l2sq + ka * f6
+            objective = l2sq + ka * margin.clamp_min(-confidence)
             (grad,) = torch.autograd.grad(objective.sum(), w_req)
+        return x_new.detach(), margin.detach(), l2sq.detach(), objective.detach(), grad
+
+    for t in range(1, steps + 1):
+        xa, loa, spa, fix, fre, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia = state
+        x_new, margin, l2sq, objective, grad = batching.map_rows(
+            model, objective_and_grad, w, xa, loa, spa, fix, fre, ca, ka)
         with torch.no_grad():
-            x_ok, margin, l2 = x_new.detach(), margin.detach(), l2sq.sqrt()
+            x_ok, l2 = x_new, l2sq.sqrt()
             if repair is not None:
                 x_ok = repair(x_ok, xa)
-                margin = _margin(model(x_ok), ca, sign)
+                margin = _margin(batching.forward(model, x_ok), ca, sign)
                 l2 = (x_ok - xa).flatten(1).norm(dim=1)
             success = margin <= -confidence if confidence > 0 else margin < 0
             better = success & (l2 < b_l2)

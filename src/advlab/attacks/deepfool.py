@@ -17,6 +17,7 @@ from advlab.attacks.common import (
     repaired_success,
 )
 from advlab.losses import is_success
+from advlab.models import batching
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
 
@@ -136,15 +137,22 @@ def deepfool(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
 
 def _class_gradients(model: Model, x: Tensor, classes: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Logits ``(n, C)`` and the gradients of ``f_k - f_y`` for each candidate k: ``(n, K, *D)``,
-    in one batched backward pass."""
-    with torch.enable_grad():
-        x_req = x.detach().requires_grad_(True)
-        logits = model(x_req)
-        diff = logits.gather(1, classes) - logits.gather(1, y[:, None])  # (n, K)
-        k = classes.shape[1]
-        eye = torch.eye(k, dtype=diff.dtype, device=diff.device)[:, None, :].expand(k, *diff.shape)
-        (grads,) = torch.autograd.grad(diff, x_req, grad_outputs=eye, is_grads_batched=True)
-    return logits.detach(), grads.detach().movedim(0, 1)
+    in one batched backward pass (per row chunk: :func:`advlab.models.batching.map_rows`; the
+    ``K`` backward vectors keep ``K`` gradients per activation)."""
+
+    def jacobian(xs: Tensor, cs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            x_req = xs.detach().requires_grad_(True)
+            logits = model(x_req)
+            diff = logits.gather(1, cs) - logits.gather(1, ys[:, None])  # (n, K)
+            k = cs.shape[1]
+            eye = torch.eye(k, dtype=diff.dtype, device=diff.device)[:, None, :]
+            (grads,) = torch.autograd.grad(diff, x_req, grad_outputs=eye.expand(k, *diff.shape),
+                                           is_grads_batched=True)
+        return logits.detach(), grads.detach().movedim(0, 1)
+
+    return batching.map_rows(model, jacobian, x, classes, y,  # type: ignore[return-value]
+                             factor=classes.shape[1])
 
 
 def _nearest(logits: Tensor, grads: Tensor, classes: Tensor, y: Tensor,

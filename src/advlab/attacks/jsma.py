@@ -11,6 +11,7 @@ from torch import Tensor
 
 from advlab.attacks.common import Model, check_inputs, repaired_success
 from advlab.losses import is_success
+from advlab.models import batching
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
 
@@ -95,17 +96,23 @@ def jsma(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
 
 def _forward_derivative(model: Model, x: Tensor, target: Tensor,
                         use_logits: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Logits, ``dF_t/dx`` and ``sum_{j != t} dF_j/dx`` (flattened), in one batched backward."""
-    with torch.enable_grad():
-        x_req = x.detach().requires_grad_(True)
-        logits = model(x_req)
-        f = logits if use_logits else logits.softmax(dim=1)
-        outputs = torch.stack([f.gather(1, target[:, None])[:, 0], f.sum(1)])
-        eye = torch.eye(2, dtype=logits.dtype, device=logits.device)[:, :, None]
-        eye = eye.expand(2, 2, x.shape[0])
-        (grads,) = torch.autograd.grad(outputs, x_req, grad_outputs=eye, is_grads_batched=True)
-    g = grads.detach().flatten(2)
-    return logits.detach(), g[0], g[1] - g[0]
+    """Logits, ``dF_t/dx`` and ``sum_{j != t} dF_j/dx`` (flattened), in one batched backward
+    (per row chunk: :func:`advlab.models.batching.map_rows`)."""
+
+    def derivatives(xs: Tensor, ts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.enable_grad():
+            x_req = xs.detach().requires_grad_(True)
+            logits = model(x_req)
+            f = logits if use_logits else logits.softmax(dim=1)
+            outputs = torch.stack([f.gather(1, ts[:, None])[:, 0], f.sum(1)])
+            eye = torch.eye(2, dtype=logits.dtype, device=logits.device)[:, :, None]
+            eye = eye.expand(2, 2, xs.shape[0])
+            (grads,) = torch.autograd.grad(outputs, x_req, grad_outputs=eye,
+                                           is_grads_batched=True)
+        g = grads.detach().flatten(2)
+        return logits.detach(), g[0], g[1] - g[0]
+
+    return batching.map_rows(model, derivatives, x, target, factor=2)  # type: ignore[return-value]
 
 
 def _best_pair_softmax(alpha: Tensor, beta: Tensor,

@@ -50,15 +50,46 @@ def bytes_per_row(model: Callable[[Tensor], Tensor], x: Tensor) -> float | None:
     return None if known is None else known.get((tuple(x.shape[1:]), x.dtype))
 
 
-def chunk_count(model: Callable[[Tensor], Tensor], x: Tensor) -> int:
+def chunk_count(model: Callable[[Tensor], Tensor], x: Tensor, factor: float = 1.0) -> int:
     """How many row chunks a forward+backward of ``model`` on ``x`` should be split into:
-    0 when not measured yet for this model and row shape, 1 for no split."""
+    0 when not measured yet for this model and row shape, 1 for no split. ``factor`` scales
+    the bytes per row (a backward of ``K`` vectors at once keeps ``K`` gradients per
+    activation)."""
     if x.device.type != "cpu" or x.shape[0] < 2 or getattr(model, "training", False):
         return 1  # a module in training mode may mix rows (batch norm): never split it
     per_row = bytes_per_row(model, x)
     if per_row is None:
         return 0
-    return max(1, min(x.shape[0], math.ceil(x.shape[0] * per_row / CHUNK_BYTES)))
+    return max(1, min(x.shape[0], math.ceil(x.shape[0] * per_row * factor / CHUNK_BYTES)))
+
+
+def map_rows(model: Callable[[Tensor], Tensor], fn: Callable[..., tuple[Tensor, ...]],
+             x: Tensor, *rows: Tensor | None, factor: float = 1.0) -> tuple[Tensor, ...]:
+    """``fn(x, *rows)``, a forward+backward of ``model`` whose outputs are all indexed by row,
+    run over row chunks of ``x`` and of every tensor in ``rows`` (``None`` passes through) and
+    concatenated: the same result as one call on the whole batch.
+
+    The first call for ``model`` and this row shape runs its first :data:`PROBE_ROWS` rows alone
+    to measure the activations per row; ``factor`` as in :func:`chunk_count`.
+    """
+
+    def call(s: slice) -> tuple[Tensor, ...]:
+        return fn(x[s], *(None if r is None else r[s] for r in rows))
+
+    n = x.shape[0]
+    chunks = chunk_count(model, x, factor)
+    if chunks == 1:
+        return fn(x, *rows)
+    pieces, start = [], 0
+    if chunks == 0:  # the first call for this model and row shape: measure on the first rows
+        start = min(n, PROBE_ROWS)
+        with recording(model, x[:start]):
+            pieces.append(call(slice(0, start)))
+        chunks = max(1, chunk_count(model, x[start:], factor))
+    pieces += [call(slice(start + s.start, start + s.stop)) for s in row_slices(n - start, chunks)]
+    if len(pieces) == 1:
+        return pieces[0]
+    return tuple(torch.cat(part) for part in zip(*pieces, strict=True))
 
 
 @contextmanager
