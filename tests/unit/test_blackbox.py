@@ -25,23 +25,7 @@ from advlab.attacks.substitute import jacobian_augmentation, seed_set, train_sub
 from advlab.attacks.transfer import craft, transfer
 from advlab.evaluation import score, transferability_matrix
 from advlab.models import mlp, small_cnn
-
-
-class Spy(nn.Module):
-    """Wraps a model: counts rows and calls, records whether autograd was enabled."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.rows = 0
-        self.calls = 0
-        self.grad_enabled: list[bool] = []
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += x.shape[0]
-        self.calls += 1
-        self.grad_enabled.append(torch.is_grad_enabled() or x.requires_grad)
-        return self.model(x)
+from spies import Spy
 
 
 class Linear2(nn.Module):

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from advlab.attacks.oracle import Oracle, QueryBudgetExceeded, as_oracle, log_probabilities
+from spies import Spy
 
 
-class Counting(nn.Module):
-    """A model that counts its own calls and the rows it evaluates, and records whether
-    gradients were enabled at each call."""
-
-    def __init__(self, features: int = 6, classes: int = 3) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(features, 16), nn.ReLU(),
-                                 nn.Dropout(0.5), nn.Linear(16, classes))
-        self.rows = 0
-        self.calls = 0
-        self.grad_enabled: list[bool] = []
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows += x.shape[0]
-        self.calls += 1
-        self.grad_enabled.append(torch.is_grad_enabled())
-        return self.net(x)
+def counting(features: int = 6, classes: int = 3) -> Spy:
+    """A small seeded MLP with dropout (so that its mode matters), counting its rows and calls."""
+    torch.manual_seed(0)
+    return Spy(nn.Sequential(nn.Flatten(), nn.Linear(features, 16), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(16, classes)))
 
 
 def test_outputs_per_mode() -> None:
-    model = Counting().eval()
+    model = counting().eval()
     x = torch.rand(5, 6)
     with torch.no_grad():
         logits = model(x)
@@ -46,7 +34,7 @@ def test_outputs_per_mode() -> None:
 
 
 def test_no_gradient_reaches_the_model() -> None:
-    model = Counting()
+    model = counting()
     oracle = Oracle(model, output="logits")
     x = torch.rand(4, 6, requires_grad=True)
     with torch.enable_grad():
@@ -60,7 +48,7 @@ def test_no_gradient_reaches_the_model() -> None:
 
 
 def test_runs_in_eval_mode_and_restores_the_mode() -> None:
-    model = Counting().train()
+    model = counting().train()
     x = torch.rand(8, 6)
     oracle = Oracle(model, output="logits")
     assert torch.equal(oracle(x), oracle(x))  # dropout off
@@ -68,7 +56,7 @@ def test_runs_in_eval_mode_and_restores_the_mode() -> None:
 
 
 def test_query_accounting_is_exact() -> None:
-    model = Counting().eval()
+    model = counting().eval()
     oracle = Oracle(model, output="probabilities", num_samples=5)
     g = torch.Generator().manual_seed(0)
     for size in (5, 3, 1, 7, 2):
@@ -83,7 +71,7 @@ def test_query_accounting_is_exact() -> None:
 
 
 def test_budget_refuses_a_call_before_evaluating_it() -> None:
-    model = Counting().eval()
+    model = counting().eval()
     oracle = Oracle(model, max_queries=10, num_samples=3)
     oracle(torch.rand(6, 6))
     assert oracle.remaining == 4
@@ -97,7 +85,7 @@ def test_budget_refuses_a_call_before_evaluating_it() -> None:
 
 
 def test_bad_arguments_raise_clear_errors() -> None:
-    model = Counting()
+    model = counting()
     with pytest.raises(ValueError, match="output must be one of"):
         Oracle(model, output="scores")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_queries must be >= 0"):
