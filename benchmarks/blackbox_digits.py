@@ -29,8 +29,10 @@ from advlab.attacks import carlini_wagner_l2, hopskipjump, square
 from advlab.attacks.oracle import Oracle
 from advlab.attacks.substitute import seed_set, train_substitute
 from advlab.attacks.transfer import transfer
-from advlab.evaluation import score, transferability_matrix
+from advlab.evaluation import transferability_matrix
 from advlab.models import new_model, train_classifier
+from advlab.report.plots import transfer_figure
+from advlab.scoring import score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Subject, digits_subject, environment, fmt, log, table  # noqa: E402
@@ -156,7 +158,7 @@ def part_matrix(subject: Subject, args: argparse.Namespace,
                                     params={"steps": 40}, seed=args.seed)
     if args.figure is not None:
         args.figure.parent.mkdir(parents=True, exist_ok=True)
-        args.figure.write_text(matrix.figure())
+        args.figure.write_text(transfer_figure(matrix.as_dict()) or "")
         log(f"wrote {args.figure}")
     return {"matrix": matrix.as_dict(), "markdown": matrix.to_markdown()}
 

@@ -35,8 +35,8 @@ from advlab.attacks.oracle import Oracle
 from advlab.attacks.substitute import seed_set, train_substitute
 from advlab.attacks.transfer import transfer
 from advlab.data import load
-from advlab.evaluation import score
 from advlab.models import new_model, train_classifier
+from advlab.scoring import score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, fmt, log, table  # noqa: E402

@@ -18,7 +18,7 @@ one markdown table per attack and data set:
   same rounds), with the number of gradient steps assumed given per row;
 * robust accuracy (fixed-eps attacks: the fraction of samples correctly classified after the
   attack) or success rate (minimal-norm and targeted attacks), from
-  :func:`advlab.evaluation.score`, the same rule for every library: an output outside the ball
+  :func:`advlab.scoring.score`, the same rule for every library: an output outside the ball
   or the box counts as not adversarial;
 * the median L2 and L∞ of the successful perturbations of the samples that were correctly
   classified clean (already misclassified samples need no perturbation).
@@ -61,9 +61,9 @@ from torch import Tensor, nn
 import advlab
 from advlab import Domain, ThreatModel
 from advlab.attacks import bim, carlini_wagner_l2, deepfool, fgsm, jsma, pgd, targets
-from advlab.evaluation import score
 from advlab.losses import logits_and_grad
 from advlab.models.batching import chunk_count
+from advlab.scoring import score
 
 Runner = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 ATTACK_NAMES = ("fgsm", "bim", "pgd", "pgd-l2", "deepfool", "cw", "jsma")
@@ -508,7 +508,7 @@ class Row:
 
 
 def evaluate(case: Case, results: dict[str, Result]) -> list[Row]:
-    """Score every library's output with the same rule (:func:`advlab.evaluation.score`)."""
+    """Score every library's output with the same rule (:func:`advlab.scoring.score`)."""
     model, x, y = case.subject.model, case.x, case.y
     rows = []
     for e in case.entries:

@@ -9,7 +9,7 @@ into the ``--out`` JSON under ``"<dataset>/<method>"`` and saves the model with
     python benchmarks/defenses_mnist.py --nsl-kdd /work/shared/data/nsl-kdd --method standard \\
         --epochs 20 --out runs/defenses/results.json
 
-Robust accuracy is scored by :func:`advlab.evaluation.score` (fooled *and* inside ball ∩ Domain)
+Robust accuracy is scored by :func:`advlab.scoring.score` (fooled *and* inside ball ∩ Domain)
 on the whole test set, under PGD-``--eval-steps`` (step 2.5·eps/steps, random start, early stop)
 and, as a gradient-masking check, FGSM. Model selection uses a held-out validation split of the
 training set, never the test set.
@@ -33,8 +33,8 @@ from advlab.attacks import fgsm, pgd
 from advlab.data import load
 from advlab.data.base import Dataset
 from advlab.defenses import adversarial_train, defense_record
-from advlab.evaluation.score import score
 from advlab.models import build, fit, save
+from advlab.scoring import score
 from advlab.threat import ThreatModel
 
 ROOT = Path(__file__).resolve().parents[1]

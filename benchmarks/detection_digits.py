@@ -52,8 +52,8 @@ from advlab.defenses.detection import (
     detection_metrics,
 )
 from advlab.defenses.retraining import attack_traffic, detect_and_retrain
-from advlab.evaluation import score
 from advlab.models import train_classifier
+from advlab.scoring import score
 
 LINF = ThreatModel("linf", 0.1)
 L2 = ThreatModel("l2", 1.5)

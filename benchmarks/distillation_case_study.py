@@ -12,7 +12,7 @@ On the 28×28 upsampled digits, it trains
   lr=distill_lr, batch_size=64, seed)`` (teacher and student alike);
 
 then attacks both on the first ``n`` test images (450 = the whole test split) and scores every
-output with ``advlab.evaluation.score`` (success among the images the model classifies
+output with ``advlab.scoring.score`` (success among the images the model classifies
 correctly): FGSM L∞ (cross-entropy through the softmax, and the C&W margin on the logits),
 JSMA (targeted, random targets from a generator seeded with ``seed``, differentiating the
 softmax as in the 2016 paper, and the logits: JSMA-Z); and runs
@@ -43,11 +43,12 @@ from torch import Tensor, nn
 from advlab.attacks import fgsm, jsma, targets
 from advlab.data import load
 from advlab.defenses.distillation import distill
-from advlab.evaluation import evaluate, score
+from advlab.evaluation import evaluate
 from advlab.evaluation.checks import model_checks
 from advlab.models import load as load_model
 from advlab.models import save, train_classifier
 from advlab.report import write_report
+from advlab.scoring import score
 from advlab.threat import ThreatModel
 
 

@@ -137,6 +137,12 @@ class Domain:
         return (self._kind is None and self._group_index is None and self.immutable is None  # type: ignore[attr-defined]
                 and self.increase_only is None and self.decrease_only is None)
 
+    def box(self) -> Domain:
+        """The bounds alone: the same box, without kinds, groups or immutable and monotone
+        features (the unconstrained threat that image-oriented libraries attack)."""
+        return Domain(self.lower, self.upper, n_features=self.n_features,
+                      feature_names=self.feature_names)
+
     @property
     def is_discrete(self) -> bool:
         """True when some features are integer, binary or one-hot (need a repair after a step)."""

@@ -4,7 +4,7 @@ Like scikit-learn's ``check_estimator``, the suite iterates over ``advlab.attack
 the norms each attack supports, so a newly registered attack is checked without editing this
 file. It checks the conventions of :mod:`advlab.attacks.common` on small random models (an MLP
 on a mixed tabular domain, a CNN on ``(1, 8, 8)`` images) with deliberately small budgets
-(``KNOBS``), plus the scoring rule :func:`advlab.evaluation.score`.
+(``KNOBS``), plus the scoring rule :func:`advlab.scoring.score`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from torch.testing import assert_close
 from advlab import norms
 from advlab.attacks import ATTACKS, AttackSpec, pgd, targets
 from advlab.domain import Domain
-from advlab.evaluation import Score, score
 from advlab.models import QueryCounter, mlp, small_cnn
+from advlab.scoring import Score, score
 from advlab.threat import ThreatModel
 
 # --------------------------------------------------------------------------- suite settings

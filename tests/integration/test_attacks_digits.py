@@ -11,8 +11,8 @@ import torch
 from advlab import ThreatModel
 from advlab.attacks import carlini_wagner_l2, deepfool, jsma, pgd, targets
 from advlab.data import load
-from advlab.evaluation import score
 from advlab.models import train_classifier
+from advlab.scoring import score
 
 
 @pytest.fixture(scope="module")

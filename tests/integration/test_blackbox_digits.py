@@ -18,8 +18,8 @@ from advlab.attacks.oracle import Oracle
 from advlab.attacks.substitute import seed_set, train_substitute
 from advlab.attacks.transfer import transfer
 from advlab.data import load
-from advlab.evaluation import score
 from advlab.models import new_model, train_classifier
+from advlab.scoring import score
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from advlab.report import example_summary, write_report
+from advlab.report import write_report
+from summaries import example_summary
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")

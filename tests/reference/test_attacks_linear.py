@@ -19,7 +19,7 @@ from torch import nn
 
 from advlab import Domain, ThreatModel, norms
 from advlab.attacks import ATTACKS, bim, carlini_wagner_l2, deepfool, fgsm, jsma, pgd
-from advlab.evaluation import score
+from advlab.scoring import score
 
 FREE = Domain(-math.inf, math.inf)  # "no box"
 DUAL = {"linf": "l1", "l2": "l2", "l1": "linf"}

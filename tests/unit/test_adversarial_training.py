@@ -16,8 +16,8 @@ from advlab.data import load
 from advlab.defenses import METHODS, adversarial_step, adversarial_train, defense_record
 from advlab.defenses.adversarial_training import trades_kl
 from advlab.domain import Domain
-from advlab.evaluation.score import score
 from advlab.models import fit, mlp
+from advlab.scoring import score
 from advlab.threat import ThreatModel
 
 EPS = 0.2  # digits pixels are in [0, 1]; at 0.2 standard training leaves ~1 % robust accuracy

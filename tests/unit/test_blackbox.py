@@ -23,8 +23,10 @@ from advlab.attacks.oracle import Oracle, QueryBudgetExceeded
 from advlab.attacks.square import _centred, _eta, _p_schedule
 from advlab.attacks.substitute import jacobian_augmentation, seed_set, train_substitute
 from advlab.attacks.transfer import craft, transfer
-from advlab.evaluation import score, transferability_matrix
+from advlab.evaluation import transferability_matrix
 from advlab.models import mlp, small_cnn
+from advlab.report.plots import transfer_figure
+from advlab.scoring import score
 from spies import Spy
 
 
@@ -376,7 +378,7 @@ def test_transfer_to_itself_is_white_box_and_the_matrix_has_its_shape() -> None:
     assert m.success[0][0] == pytest.approx(float(s.success.float().mean()))  # all clean-correct
     table = m.to_markdown()
     assert table.splitlines()[0] == "| source \\ target | a | b | c |" and "| b |" in table
-    assert m.figure().startswith('<svg class="figure-transfer"')
+    assert transfer_figure(m.as_dict()).startswith('<svg class="figure-transfer"')
     assert m.as_dict()["attack"] == {"name": "fgsm"}
 
 

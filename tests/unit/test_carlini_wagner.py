@@ -15,7 +15,7 @@ from torch import nn
 
 from advlab import Domain, ThreatModel
 from advlab.attacks import carlini_wagner_l2
-from advlab.evaluation import score
+from advlab.scoring import score
 
 BOX = Domain(0.0, 1.0)
 MINIMAL = ThreatModel("l2", math.inf, BOX)

@@ -20,10 +20,10 @@ from advlab.defenses.distillation import (
     fit_soft_labels,
     soft_labels,
 )
-from advlab.evaluation import score
 from advlab.evaluation.checks import model_checks
 from advlab.models import build, fit, read_sidecar, train_classifier
 from advlab.models import load as load_model
+from advlab.scoring import score
 from advlab.threat import ThreatModel
 
 T, EPOCHS, LR, BATCH = 100.0, 15, 5e-3, 64  # the same recipe for both models

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from advlab.report import example_summary, render_html, write_report
+from advlab.report import render_html, write_report
+from summaries import example_summary
 
 ORDER = ["headline", "curves", "checks", "histograms", "gallery", "model-card", "config",
          "versions"]

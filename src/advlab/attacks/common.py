@@ -16,7 +16,10 @@ Attack conventions, documented once here and linked from each attack:
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -25,6 +28,38 @@ from advlab.losses import is_success
 from advlab.threat import ThreatModel
 
 Model = Callable[[Tensor], Tensor]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step_size_rule(rule: Callable[..., float]) -> Callable[[F], F]:
+    """Declare the rule an attack applies when ``step_size=None``: ``rule(eps, **knobs)``.
+
+    The attack calls the rule itself, and :func:`resolved_knobs` reads it from the attack, so a
+    default step size is written once, beside the algorithm that owns it.
+    """
+    def mark(fn: F) -> F:
+        fn.step_size_rule = rule  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def resolved_knobs(attack: Callable[..., Tensor], eps: float) -> dict[str, Any]:
+    """The knobs a configured attack runs with at ``eps``: its name, its signature's keyword
+    defaults, the keywords a ``functools.partial`` binds, and ``step_size`` resolved by the
+    attack's own :func:`step_size_rule` when it is left at ``None`` (``generator`` and
+    ``target`` are per-call and left out)."""
+    fn = attack.func if isinstance(attack, functools.partial) else attack
+    bound = dict(attack.keywords) if isinstance(attack, functools.partial) else {}
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                    if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+    except (TypeError, ValueError):
+        defaults = {}
+    knobs = {k: v for k, v in {**defaults, **bound}.items() if k not in ("generator", "target")}
+    rule = getattr(fn, "step_size_rule", None)
+    if "step_size" in knobs and knobs["step_size"] is None and rule is not None:
+        knobs["step_size"] = rule(eps, **knobs)
+    return {"name": getattr(fn, "__name__", type(fn).__name__), **knobs}
 
 
 def check_inputs(name: str, model: Model, x: Tensor, y: Tensor, threat: ThreatModel,

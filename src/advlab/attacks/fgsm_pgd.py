@@ -9,6 +9,7 @@ differ in the number of steps, the start and the restarts.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,6 +22,7 @@ from advlab.attacks.common import (
     index_or_none,
     movable,
     repaired_success,
+    step_size_rule,
 )
 from advlab.losses import LossName, get_loss, is_success, logits_and_grad
 from advlab.models import batching
@@ -39,6 +41,22 @@ def _direction(grad: Tensor, delta: Tensor, lo: Tensor, hi: Tensor, threat: Thre
     return norms.steepest_ascent(g, threat.norm, k=k)
 
 
+def fgsm_step(eps: float, *, random_start: bool = False, **_: Any) -> float:
+    """FGSM's default step: ``eps``; from a random start ``1.25 * eps`` (Wong et al. 2020)."""
+    return eps * (1.25 if random_start else 1.0)
+
+
+def bim_step(eps: float, *, steps: int = 10, **_: Any) -> float:
+    """BIM's default step: ``1.25 * eps / steps`` (Kurakin et al. 2017)."""
+    return 1.25 * eps / steps
+
+
+def pgd_step(eps: float, *, steps: int = 40, **_: Any) -> float:
+    """PGD's default step: ``2.5 * eps / steps`` (Madry et al. 2018)."""
+    return 2.5 * eps / steps
+
+
+@step_size_rule(fgsm_step)
 def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
          loss: LossName = "ce", random_start: bool = False, step_size: float | None = None,
          generator: torch.Generator | None = None) -> Tensor:
@@ -62,7 +80,7 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
     check_inputs("fgsm", model, x, y, threat, target, needs_finite_eps=True)
     _check_norm("fgsm", threat)
     x = x.detach()
-    alpha = step_size if step_size is not None else threat.eps * (1.25 if random_start else 1.0)
+    alpha = step_size if step_size is not None else fgsm_step(threat.eps, random_start=random_start)
     with eval_mode(model):
         start = threat.random_point(x, generator, relax=True) if random_start else x
         logits, _, grad = logits_and_grad(model, start, y, loss=loss, target=target)
@@ -87,6 +105,7 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
     return x_adv.detach()
 
 
+@step_size_rule(bim_step)
 def bim(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
         steps: int = 10, step_size: float | None = None, loss: LossName = "ce",
         early_stop: bool = True, coordinates_per_step: int | None = None) -> Tensor:
@@ -99,12 +118,13 @@ def bim(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tens
     """
     check_inputs("bim", model, x, y, threat, target, needs_finite_eps=True)
     _check_norm("bim", threat)
-    alpha = step_size if step_size is not None else 1.25 * threat.eps / steps
+    alpha = step_size if step_size is not None else bim_step(threat.eps, steps=steps)
     return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
                 early_stop=early_stop, restarts=1, random_start=False, generator=None,
                 coordinates_per_step=coordinates_per_step)
 
 
+@step_size_rule(pgd_step)
 def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
         steps: int = 40, step_size: float | None = None, restarts: int = 1,
         random_start: bool = True, loss: LossName = "ce", early_stop: bool = True,
@@ -133,7 +153,7 @@ def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tens
     _check_norm("pgd", threat)
     if steps < 1 or restarts < 1:
         raise ValueError(f"pgd: steps and restarts must be >= 1, got {steps}, {restarts}")
-    alpha = step_size if step_size is not None else 2.5 * threat.eps / steps
+    alpha = step_size if step_size is not None else pgd_step(threat.eps, steps=steps)
     return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
                 early_stop=early_stop, restarts=restarts, random_start=random_start,
                 generator=generator, coordinates_per_step=coordinates_per_step)

@@ -204,25 +204,24 @@ class _Run:
             return adv
         x0 = self.x[idx]
         low, high = x0.new_zeros(len(idx)), x0.new_ones(len(idx))
-        if self.threat.norm == "linf":
-            reach = expand_as_batch(norms.norm(adv - x0, "linf"), x0)
+        reach = expand_as_batch(norms.norm(adv - x0, "linf"), x0) \
+            if self.threat.norm == "linf" else None
+
+        def blend(mid: Tensor) -> Tensor:
+            """The paper's projection at blend ``mid``: the segment x0 -> adv (L2), or adv
+            clipped to the L∞ ball of radius ``mid·||adv - x0||_∞`` (L∞)."""
+            m = expand_as_batch(mid, x0)
+            if reach is None:
+                return x0 + m * (adv - x0)
+            return torch.minimum(torch.maximum(adv, x0 - m * reach), x0 + m * reach)
+
         for _ in range(self.search):
             mid = (low + high) / 2
-            m = expand_as_batch(mid, x0)
-            if self.threat.norm == "l2":
-                pts = x0 + m * (adv - x0)
-            else:
-                pts = torch.minimum(torch.maximum(adv, x0 - m * reach), x0 + m * reach)
-            ok = self._adversarial(self._valid(pts, idx), idx)
+            ok = self._adversarial(self._valid(blend(mid), idx), idx)
             high = torch.where(ok, mid, high)
             low = torch.where(ok, low, mid)
-        m = expand_as_batch(high, x0)
-        if self.threat.norm == "l2":
-            pts = x0 + m * (adv - x0)
-        else:
-            pts = torch.minimum(torch.maximum(adv, x0 - m * reach), x0 + m * reach)
         # high == 1 is adv itself; any other high was queried as adversarial
-        return torch.where(expand_as_batch(high == 1, x0), adv, self._valid(pts, idx))
+        return torch.where(expand_as_batch(high == 1, x0), adv, self._valid(blend(high), idx))
 
     def _direction(self, evals: int) -> Tensor:
         """Monte Carlo estimate of the boundary normal at the active boundary points, with the

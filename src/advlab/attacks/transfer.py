@@ -5,7 +5,7 @@ Papernot, McDaniel, Goodfellow, arXiv:1605.07277, 2016): an attacker without acc
 target's gradients crafts them on a surrogate it owns, a substitute trained from the target's
 labels (:mod:`advlab.attacks.substitute`) or a model trained on the same data, and submits them.
 The surrogate is attacked white-box by any registered attack; the target is only evaluated, with
-:func:`advlab.evaluation.score`, the one scoring rule.
+:func:`advlab.scoring.score`, the one scoring rule.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from advlab.scoring import call_attack, score
 from advlab.threat import ThreatModel
 
 Model = Callable[[Tensor], Tensor]
@@ -74,14 +75,8 @@ def craft(surrogate: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
           target: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Adversarial examples for ``surrogate`` by a white-box ``attack`` (a registered name such
     as ``"fgsm"`` or ``"pgd"``, or an attack function) with knobs ``params``."""
-    fn = configured(attack, params)
-    kwargs: dict[str, Any] = {}
-    accepted = inspect.signature(fn).parameters
-    if target is not None:
-        kwargs["target"] = target
-    if "generator" in accepted:
-        kwargs["generator"] = generator
-    return fn(surrogate, x, y, threat, **kwargs)
+    return call_attack(configured(attack, params), surrogate, x, y, threat, target=target,
+                       generator=generator)
 
 
 def transfer(surrogate: Model, victim: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
@@ -91,13 +86,11 @@ def transfer(surrogate: Model, victim: Model, x: Tensor, y: Tensor, threat: Thre
     """Transfer attack: craft on ``surrogate`` (:func:`craft`), score on ``victim``.
 
     The victim is only evaluated (the evaluator's view: one forward pass of ``x`` and ``x_adv``,
-    scored by :func:`advlab.evaluation.score`); it is never differentiated.
+    scored by :func:`advlab.scoring.score`); it is never differentiated.
 
     Returns:
         A :class:`Transfer` with the examples and per-sample success on both models.
     """
-    from advlab.evaluation.score import score
-
     x_adv = craft(surrogate, x, y, threat, attack=attack, params=params, target=target,
                   generator=generator)
     on_victim = score(victim, x, y, x_adv, threat, target)  # type: ignore[arg-type]

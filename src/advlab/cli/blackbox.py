@@ -14,7 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_model, log, model_and_data_options, recorded_dataset
+from advlab.cli.common import (
+    UsageError,
+    attack_from_flag,
+    load_model,
+    log,
+    model_and_data_options,
+    recorded_dataset,
+)
 
 
 def register(sub: Any) -> None:
@@ -74,22 +81,17 @@ def _load(folder: str, device: str) -> tuple[Any, dict[str, Any], dict[str, Any]
 
 
 def _attack_entry(text: str, norm: str) -> tuple[str, dict[str, Any]]:
-    from advlab.evaluation.config import parse_attack_flag
-    from advlab.evaluation.runs import make_run
-
-    entry = parse_attack_flag(text)
-    entry.setdefault("norm", norm)
-    run = make_run(entry)
-    return run.name, dict(run.params)
+    """``(name, knobs)`` of an attack flag ``NAME[:KEY=VALUE,...]``."""
+    _, info = attack_from_flag(text, norm)
+    return info["name"], {k: v for k, v in info.items() if k not in ("name", "norm")}
 
 
 def substitute(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from advlab import ThreatModel
     from advlab.attacks.oracle import Oracle
     from advlab.attacks.substitute import seed_set, train_substitute
-    from advlab.attacks.transfer import transfer as run_transfer
+    from advlab.evaluation.transfer import transfer_rows
     from advlab.models import new_model, save, zoo_arguments
 
     if args.per_class < 1 or args.rounds < 0 or args.epochs < 1:
@@ -125,17 +127,12 @@ def substitute(args: argparse.Namespace) -> dict[str, Any]:
         holdout=(x_test, target_labels), seed=args.seed, progress=not args.quiet)
     log(f"{result.queries} queries; agreement with the target on {len(y_test)} test samples: "
         f"{result.agreement:.1%}")
-    rows = []
-    for name, params in attacks:
-        for eps in eps_grid:
-            threat = ThreatModel(args.norm, eps, dataset.domain)
-            tr = run_transfer(result.model, target, x_test, y_test, threat, attack=name,
-                              params=params, generator=torch.Generator().manual_seed(args.seed))
-            rows.append({"attack": name, "params": params, "norm": args.norm, "eps": eps,
-                         "transfer_success": tr.success_rate,
-                         "substitute_success": tr.source_success_rate})
-            log(f"{name} {args.norm} eps {eps:g}: transfer success {tr.success_rate:.1%} "
-                f"(white-box on the substitute {tr.source_success_rate:.1%})")
+    rows = transfer_rows(result.model, target, x_test, y_test, dataset.domain, args.norm,
+                         attacks, eps_grid, seed=args.seed)
+    for r in rows:
+        log(f"{r['attack']} {args.norm} eps {r['eps']:g}: transfer success "
+            f"{r['transfer_success']:.1%} (white-box on the substitute "
+            f"{r['substitute_success']:.1%})")
     settings = {k: getattr(args, k) for k in ("model", "per_class", "rounds", "lam", "tau",
                                               "epochs", "lr", "batch_size", "reservoir",
                                               "reservoir_after", "max_queries", "seed")}
@@ -160,6 +157,7 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
 
     from advlab import ThreatModel
     from advlab.evaluation.transfer import transferability_matrix
+    from advlab.report.plots import transfer_figure
 
     name, params = _attack_entry(args.attack, args.norm)
     loaded = {}
@@ -187,7 +185,7 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "transfer.json").write_text(json.dumps(matrix.as_dict(), indent=2) + "\n")
     (args.out / "transfer.md").write_text(matrix.to_markdown() + "\n")
-    (args.out / "transfer.svg").write_text(matrix.figure())
+    (args.out / "transfer.svg").write_text(transfer_figure(matrix.as_dict()) or "")
     log(matrix.to_markdown())
     log(f"wrote {args.out / 'transfer.json'}, transfer.md and transfer.svg")
     if args.report_dir is not None:

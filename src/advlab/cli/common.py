@@ -109,3 +109,18 @@ def load_model(config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
             "metrics": sidecar.get("metrics"), "seed": sidecar.get("seed"),
             "training": sidecar.get("training")}
     return model, card, dict(sidecar.get("dataset") or {})
+
+
+def attack_from_flag(text: str, norm: str) -> tuple[Any, dict[str, Any]]:
+    """A configured attack (``functools.partial`` of the registered function) and its
+    description ``{"name", "norm", knobs...}``, from ``NAME[:KEY=VALUE,...]`` (the norm of the
+    command's threat model unless the flag gives one)."""
+    from functools import partial
+
+    from advlab.evaluation.config import parse_attack_flag
+    from advlab.evaluation.runs import make_run
+
+    entry = parse_attack_flag(text)
+    entry.setdefault("norm", norm)
+    run = make_run(entry)
+    return partial(run.spec.fn, **run.params), {"name": run.name, "norm": run.norm, **run.params}

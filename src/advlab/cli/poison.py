@@ -15,7 +15,6 @@ Writes ``poisoned.safetensors`` (tensors ``x``, ``y``, ``indices``), ``summary.j
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -122,55 +121,13 @@ def _two_classes(args: argparse.Namespace, ds: Any) -> tuple[torch.Tensor, ...]:
 
 
 def _svm_attack(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], Any]:
-    from sklearn.svm import SVC
+    from advlab.evaluation.poisoning_study import svm_poisoning_study
 
-    from advlab.evaluation import PoisoningCurve, accuracy, poisoning_curve
-    from advlab.poisoning import adversarial_label_flip, random_label_flip, svm_injection
-
-    x_all, y_all, xt, yt = _two_classes(args, ds)
-    curve, first = None, None
-    for seed in range(args.seed, args.seed + args.seeds):
-        order = torch.randperm(x_all.shape[0], generator=torch.Generator().manual_seed(seed))
-        tr, va = order[:args.n_train], order[args.n_train:args.n_train + args.n_val]
-        x, y, xv, yv = x_all[tr], y_all[tr], x_all[va], y_all[va]
-
-        def train(xs: torch.Tensor, ys: torch.Tensor, _seed: int) -> Any:
-            return SVC(kernel=args.kernel).fit(xs.double().numpy(), ys.numpy())
-
-        def measure(model: Any) -> dict[str, float]:
-            return {"test_error": 1.0 - accuracy(model, xt, yt)}
-
-        if args.attack == "label-flip":
-            flip = random_label_flip if args.mode == "random" else adversarial_label_flip
-            kw = {} if args.mode == "random" else {"x_val": xv, "y_val": yv,
-                                                   "progress": not args.quiet}
-            levels = sorted({args.rate / 4, args.rate / 2, args.rate})
-            part = poisoning_curve(
-                lambda r, g, x=x, y=y, kw=kw, flip=flip: flip(x, y, r, generator=g, **kw),
-                train, measure, levels, x=x, y=y, seeds=(seed,))
-            poisoned = flip(x, y, args.rate, generator=torch.Generator().manual_seed(seed), **kw)
-        else:
-            poisoned = svm_injection(x, y, x_val=xv, y_val=yv, n_points=args.points,
-                                     kernel=args.kernel, progress=not args.quiet,
-                                     generator=torch.Generator().manual_seed(seed))
-            part = PoisoningCurve("points")
-            for k in range(args.points + 1):  # the injection is sequential: prefixes
-                part.rows.append({"level": float(k), "seed": seed, "n_poisoned": k,
-                                  **measure(train(poisoned.x[:x.shape[0] + k],
-                                                  poisoned.y[:x.shape[0] + k], seed))})
-        if curve is None:
-            curve, first = part, (poisoned, x, y)
-        else:
-            curve.rows.extend(part.rows)
-        log(f"seed {seed}: test error {[round(r['test_error'], 4) for r in part.rows]}")
-    assert curve is not None and first is not None
-    poisoned, x, y = first
-    errors = curve.median("test_error")
-    metrics = {"n_poisoned": poisoned.n_poisoned, "n_train": int(x.shape[0]),
-               "clean_accuracy": 1 - errors[0], "poisoned_accuracy": 1 - errors[-1],
-               "clean_test_error": errors[0], "poisoned_test_error": errors[-1]}
-    return ({"learner": f"SVC ({args.kernel})", "metrics": metrics, "curve": curve.to_dict(),
-             "poisoning_info": poisoned.info}, poisoned)
+    x, y, xt, yt = _two_classes(args, ds)
+    return svm_poisoning_study(x, y, xt, yt, attack=args.attack, mode=args.mode,
+                               kernel=args.kernel, n_train=args.n_train, n_val=args.n_val,
+                               rate=args.rate, points=args.points, seed=args.seed,
+                               seeds=args.seeds, progress=not args.quiet, log=log)
 
 
 def _trigger(args: argparse.Namespace, ds: Any) -> Any:
@@ -197,53 +154,11 @@ def _trigger(args: argparse.Namespace, ds: Any) -> Any:
 
 
 def _backdoor(args: argparse.Namespace, ds: Any) -> tuple[dict[str, Any], Any]:
-    from advlab.defenses import activation_clustering
-    from advlab.evaluation import PoisoningCurve, accuracy, backdoor_success
-    from advlab.models.training import train_classifier
-    from advlab.poisoning import backdoor
+    from advlab.evaluation.poisoning_study import backdoor_study
 
     if not 0 <= args.target < ds.num_classes:
         raise UsageError(f"--target must be a class in [0, {ds.num_classes}), got {args.target}")
-    trigger = _trigger(args, ds)
-    arch = args.model or ("small_cnn" if len(ds.input_shape) == 3 else "mlp")
-    poisoned = backdoor(ds.x_train, ds.y_train, trigger, args.target, args.rate,
-                        domain=ds.domain, generator=torch.Generator().manual_seed(args.seed))
-
-    def train(x: torch.Tensor, y: torch.Tensor) -> Any:
-        data = dataclasses.replace(ds, x_train=x, y_train=y)
-        log(f"training {arch} on {x.shape[0]} rows ...")
-        return train_classifier(data, arch, epochs=args.epochs, lr=args.lr, batch_size=64,
-                                seed=args.seed, val_fraction=0, progress=not args.quiet).model
-
-    def measure(model: Any) -> dict[str, float]:
-        return {"test_accuracy": accuracy(model, ds.x_test, ds.y_test),
-                "backdoor_success": backdoor_success(model, ds.x_test, ds.y_test, trigger,
-                                                     args.target)}
-
-    clean = measure(train(ds.x_train, ds.y_train))
-    model = train(poisoned.x, poisoned.y)
-    bad = measure(model)
-    metrics: dict[str, Any] = {
-        "n_poisoned": poisoned.n_poisoned, "n_train": int(ds.x_train.shape[0]),
-        "clean_accuracy": clean["test_accuracy"], "poisoned_accuracy": bad["test_accuracy"],
-        "backdoor_success": bad["backdoor_success"],
-        "clean_model_backdoor_success": clean["backdoor_success"]}
-    rows = [{"level": 0.0, "seed": args.seed, "n_poisoned": 0, **clean},
-            {"level": float(args.rate), "seed": args.seed, "n_poisoned": poisoned.n_poisoned,
-             **bad}]
-    curve = PoisoningCurve("rate", rows)
-    summary: dict[str, Any] = {"learner": arch, "metrics": metrics, "curve": curve.to_dict(),
-                               "trigger": repr(trigger)}
-    if args.defense == "activation-clustering":
-        f = activation_clustering(model, poisoned.x, poisoned.y, seed=args.seed)
-        after = measure(train(poisoned.x[f.kept], poisoned.y[f.kept]))
-        metrics["defended_backdoor_success"] = after["backdoor_success"]
-        summary["defense"] = {"method": "activation clustering", **f.metrics(poisoned.indices),
-                              "accuracy_after": after["test_accuracy"],
-                              "backdoor_success_after": after["backdoor_success"]}
-    if len(ds.input_shape) == 3:
-        idx = poisoned.indices[:8]
-        summary["examples"] = {"shape": list(ds.input_shape),
-                               "clean": ds.x_train[idx].flatten(1).tolist(),
-                               "triggered": poisoned.x[idx].flatten(1).tolist()}
-    return summary, poisoned
+    return backdoor_study(ds, _trigger(args, ds), args.target, rate=args.rate,
+                          architecture=args.model, epochs=args.epochs, lr=args.lr,
+                          defense=args.defense, seed=args.seed, progress=not args.quiet,
+                          log=log)

@@ -95,30 +95,24 @@ def _distilled(args: argparse.Namespace, dataset: Any) -> tuple[Any, ...]:
 
 def _adversarial(args: argparse.Namespace, dataset: Any, method: str) -> tuple[Any, ...]:
     from advlab import ThreatModel
-    from advlab.defenses import adversarial_train, defense_record
-    from advlab.domain import Domain
-    from advlab.models import accuracy, new_model, split_validation, zoo_arguments
+    from advlab.defenses import train_robust_classifier
 
-    domain = dataset.domain if (args.constraints or "domain") == "domain" else Domain(
-        dataset.domain.lower, dataset.domain.upper, n_features=dataset.domain.n_features)
+    domain = dataset.domain if (args.constraints or "domain") == "domain" else \
+        dataset.domain.box()
     threat = ThreatModel(args.norm or "linf", args.eps, domain)
-    arguments = zoo_arguments(dataset, args.model, tuple(args.hidden) if args.hidden else None)
-    model = new_model(args.model, arguments, seed=args.seed, device=args.device)
-    train_split, val = split_validation(dataset, args.val_fraction, seed=args.seed,
-                                        device=args.device)
     params: dict[str, Any] = {"epochs": args.epochs, "lr": args.lr,
                               "batch_size": args.batch_size, "seed": args.seed,
                               "eps_warmup": args.eps_warmup or 0}
     params.update({"beta": args.beta if args.beta is not None else 6.0} if method == "trades"
                   else {"mix": args.mix if args.mix is not None else 0.0})
-    history = adversarial_train(model, train_split, threat, method=method, val=val,
-                                progress=not args.quiet, **params)
-    metrics = {"test_accuracy": accuracy(model, dataset.x_test.to(args.device),
-                                         dataset.y_test.to(args.device))}
-    record = defense_record(method, threat, val_fraction=args.val_fraction, **params)
-    return (model.eval(), args.model, arguments, metrics,
-            {"defense": record, "history": history.as_dict(),
-             "training": {**params, "val_fraction": args.val_fraction}})
+    trained = train_robust_classifier(
+        dataset, args.model, threat, method=method,  # type: ignore[arg-type]
+        hidden=tuple(args.hidden) if args.hidden else None, val_fraction=args.val_fraction,
+        device=args.device, progress=not args.quiet, **params)
+    settings = dict(trained.settings)
+    return (trained.model, trained.architecture, trained.arguments, trained.metrics,
+            {"defense": settings.pop("defense"), "history": trained.history.as_dict(),
+             "training": settings})
 
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Temperature enters only the losses (``z / T``); the networks are plain zoo model
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from advlab.data.base import Dataset
 from advlab.models.training import (
     History,
     accuracy,
+    check_training,
     fit,
+    fit_loop,
     new_model,
     split_validation,
     zoo_arguments,
@@ -186,46 +186,28 @@ def fit_soft_labels(model: nn.Module, x: Tensor, soft: Tensor,
     if soft.shape[0] != x.shape[0] or soft.dim() != 2 or not soft.is_floating_point():
         raise ValueError(f"fit_soft_labels: soft must be float (N, classes) with N = "
                          f"{x.shape[0]}, got {tuple(soft.shape)} {soft.dtype}")
-    if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"fit_soft_labels: need epochs >= 1, batch_size >= 1, lr > 0; got "
-                         f"{epochs}, {batch_size}, {lr}")
-    hot = AtTemperature(model, temperature)
     hard = soft.argmax(1) if labels is None else labels
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history, best_loss, best_state = History(), math.inf, None
-    was_training = model.training
-    for epoch in tqdm(range(epochs), desc="distill", unit="epoch", disable=not progress,
-                      leave=False):
-        model.train()
-        order = torch.randperm(x.shape[0], generator=gen).to(x.device)
-        loss_sum, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
-        for start in range(0, x.shape[0], batch_size):
-            idx = order[start:start + batch_size]
-            logits = hot(x[idx])
-            loss = F.cross_entropy(logits, soft[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * idx.numel()
-            correct += (logits.detach().argmax(1) == hard[idx]).sum()
-        history.train_loss.append(float(loss_sum) / x.shape[0])
-        history.train_accuracy.append(float(correct) / x.shape[0])
-        if val is None:
-            history.best_epoch = epoch
-            continue
-        with torch.no_grad(), eval_mode(model):
+    check_training("fit_soft_labels", (x, hard), val, epochs, batch_size, lr)
+    hot = AtTemperature(model, temperature)
+
+    def step(batch: tuple[Tensor, ...], _t: int) -> tuple[Tensor, dict[str, Tensor]]:
+        xb, soft_b, hard_b = batch
+        logits = hot(xb)
+        return F.cross_entropy(logits, soft_b), \
+            {"train_accuracy": (logits.detach().argmax(1) == hard_b).sum()}
+
+    def validate(m: nn.Module) -> dict[str, float]:
+        assert val is not None
+        with torch.no_grad(), eval_mode(m):
             v_logits = hot(val[0])
-        v_loss = float(F.cross_entropy(v_logits, val[1]))
-        history.val_loss.append(v_loss)
-        history.val_accuracy.append(float((v_logits.argmax(1) == val[1]).float().mean()))
-        if v_loss < best_loss:
-            best_loss, best_state = v_loss, copy.deepcopy(model.state_dict())
-            history.best_epoch = epoch
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.train(was_training)
-    return history
+        return {"val_loss": float(F.cross_entropy(v_logits, val[1])),
+                "val_accuracy": float((v_logits.argmax(1) == val[1]).float().mean())}
+
+    return fit_loop(model, step, (x, soft, hard), optimizer=torch.optim.Adam(model.parameters(),
+                    lr=lr), epochs=epochs, batch_size=batch_size, seed=seed,
+                    validate=validate if val is not None else None,
+                    monitor=("val_loss", "min") if val is not None else None,
+                    progress=progress, desc="distill")
 
 
 def _check_temperature(temperature: float) -> float:

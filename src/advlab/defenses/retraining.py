@@ -24,8 +24,6 @@ reproducible. The model is fine-tuned *in place* (the detector reads the same mo
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,9 +36,9 @@ from tqdm.auto import tqdm
 
 from advlab.attacks import Attack
 from advlab.defenses.detection import Detector
-from advlab.evaluation.score import score
 from advlab.models.training import accuracy, fit
 from advlab.models.wrappers import eval_mode
+from advlab.scoring import accuracy_under_attack, call_attack
 from advlab.threat import ThreatModel
 
 
@@ -83,7 +81,7 @@ def attack_traffic(x: Tensor, y: Tensor, attack: Attack, threat: ThreatModel, *,
         adv = torch.zeros(n, dtype=torch.bool, device=x.device)
         adv[torch.randperm(n, generator=gen)[:round(adversarial_fraction * n)].to(x.device)] = True
         if adv.any():
-            xs[adv] = _run_attack(attack, model, xs[adv], ys[adv], threat, gen)
+            xs[adv] = call_attack(attack, model, xs[adv], ys[adv], threat, generator=gen)
         return Traffic(xs, ys, adv)
 
     return traffic
@@ -146,7 +144,7 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
             ``replay_ratio`` clean replay samples per flagged input, drawn afresh each round.
         test: clean test data ``(x, y)`` for clean and robust accuracy.
         eval_attacks: name -> ``(attack, threat)``, run white-box on ``test`` against the model
-            before and after each fine-tune and scored by :func:`advlab.evaluation.score`.
+            before and after each fine-tune and scored by :func:`advlab.scoring.score`.
         calibration: held-out clean inputs; when given, the threshold is recalibrated at ``fpr``
             after each fine-tune (the clean scores move with the model).
         fine_tune_epochs, lr, batch_size: the fine-tune (:func:`advlab.models.fit`, Adam).
@@ -191,7 +189,8 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
                 p.grad = None
             if refit_with is not None:
                 xc, yc = _draw(replay, refit_size, gen)
-                detector.fit(xc, _run_attack(refit_with[0], model, xc, yc, refit_with[1], gen))
+                detector.fit(xc, call_attack(refit_with[0], model, xc, yc, refit_with[1],
+                                             generator=gen))
         if calibration is not None:
             detector.calibrate(calibration, fpr)
         after = _measure(model, test, eval_attacks, seed, r + 1)
@@ -220,10 +219,9 @@ def _measure(model: nn.Module, test: tuple[Tensor, Tensor],
              step: int) -> tuple[float, dict[str, float]]:
     """Clean accuracy on ``test`` and robust accuracy against each attack, for the model now."""
     x, y = test
-    robust = {}
-    for i, (name, (attack, threat)) in enumerate(eval_attacks.items()):
-        x_adv = _run_attack(attack, model, x, y, threat, _generator(seed, step, 3, i))
-        robust[name] = score(model, x, y, x_adv, threat).summary()["robust_accuracy"]
+    robust = {name: accuracy_under_attack(model, x, y, threat, attack, batch_size=len(y),
+                                          generator=_generator(seed, step, 3, i))[1]
+              for i, (name, (attack, threat)) in enumerate(eval_attacks.items())}
     return accuracy(model, x, y), robust
 
 
@@ -233,19 +231,6 @@ def _misclassified(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 102
         return torch.cat([model(x[i:i + batch_size]).argmax(1) != y[i:i + batch_size]
                           for i in range(0, x.shape[0], batch_size)]
                          or [torch.zeros(0, dtype=torch.bool, device=x.device)])
-
-
-def _run_attack(attack: Attack, model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel,
-                gen: torch.Generator) -> Tensor:
-    """Call ``attack``, passing ``generator=gen`` when it takes one that is not already bound."""
-    bound = attack.keywords if isinstance(attack, functools.partial) else {}
-    try:
-        takes = "generator" in inspect.signature(attack).parameters
-    except (TypeError, ValueError):
-        takes = False
-    if takes and "generator" not in bound:
-        return attack(model, x, y, threat, generator=gen)  # type: ignore[call-arg]
-    return attack(model, x, y, threat)
 
 
 def _draw(data: tuple[Tensor, Tensor], n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -13,13 +13,23 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from advlab import norms
-from advlab.attacks.common import movable
+from advlab.attacks.common import movable, step_size_rule
+from advlab.attacks.fgsm_pgd import pgd_step
 from advlab.models.wrappers import eval_mode
 from advlab.threat import ThreatModel
 
-__all__ = ["trades_kl"]
+__all__ = ["robust_kl", "trades_kl"]
 
 
+def robust_kl(logits_adv: Tensor, p_clean: Tensor, *,
+              reduction: Literal["sum", "batchmean"] = "batchmean") -> Tensor:
+    """TRADES' robust term ``KL(f(x) || f(x'))`` (Zhang et al. 2019, eq. 5), from the logits of
+    ``x'`` and the clean probabilities ``f(x)``: the inner maximisation's objective and the
+    training loss's regulariser."""
+    return F.kl_div(F.log_softmax(logits_adv, dim=1), p_clean, reduction=reduction)
+
+
+@step_size_rule(pgd_step)
 def trades_kl(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, threat: ThreatModel, *,
               steps: int = 10, step_size: float | None = None,
               random_start: Literal["normal", "uniform"] = "normal",
@@ -39,7 +49,7 @@ def trades_kl(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, threat: T
                          f"eps={threat.eps}")
     if steps < 1:
         raise ValueError(f"trades_kl: steps must be >= 1, got {steps}")
-    alpha = step_size if step_size is not None else 2.5 * threat.eps / steps
+    alpha = step_size if step_size is not None else pgd_step(threat.eps, steps=steps)
     x = x.detach()
     lo, hi = threat.delta_bounds(x)
     k = max(1, x[0].numel() // 100) if threat.norm == "l1" else 1
@@ -53,7 +63,7 @@ def trades_kl(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, threat: T
             x_adv = threat.random_point(x, generator, relax=True)
         for _ in range(steps):
             x_req = x_adv.detach().requires_grad_(True)
-            kl = F.kl_div(F.log_softmax(model(x_req), dim=1), p_clean, reduction="sum")
+            kl = robust_kl(model(x_req), p_clean, reduction="sum")
             (grad,) = torch.autograd.grad(kl, x_req)
             d = norms.steepest_ascent(movable(grad, x_adv - x, lo, hi), threat.norm, k=k)
             x_adv = threat.project(x_adv + alpha * d, x, relax=True).detach()

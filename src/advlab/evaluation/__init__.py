@@ -14,8 +14,8 @@ from advlab.evaluation.poisoning import (
     predict_labels,
 )
 from advlab.evaluation.runs import AttackRun, attack_parameters, build_runs
-from advlab.evaluation.score import Score, score
 from advlab.evaluation.transfer import TransferMatrix, transferability_matrix
+from advlab.scoring import Score, score
 
 __all__ = ["AttackRun", "Evaluation", "PoisoningCurve", "ResumeError", "Score", "accuracy",
            "attack_parameters", "backdoor_success", "build_runs", "evaluate", "poisoning_curve",

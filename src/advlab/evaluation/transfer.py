@@ -1,25 +1,27 @@
 """Transferability matrix: N source models × M target models, with transfer success rates.
 
 Each source crafts adversarial examples once (white-box, any registered attack); every target
-is scored on them with :func:`advlab.evaluation.score`. Cell ``(i, j)`` is the share of the
+is scored on them with :func:`advlab.scoring.score`. Cell ``(i, j)`` is the share of the
 samples that target ``j`` classifies correctly which it misclassifies after the attack crafted on
 source ``i`` (the diagonal, when a model is both, is the white-box success). The matrix is a
 table (:meth:`TransferMatrix.to_markdown`, :meth:`TransferMatrix.to_dataframe`), a JSON object
-(:meth:`TransferMatrix.as_dict`, the ``transfer`` key of a report summary) and a heat map
-(:meth:`TransferMatrix.figure`, drawn by :func:`advlab.report.plots.transfer_figure`).
+(:meth:`TransferMatrix.as_dict`, the ``transfer`` key of a report summary); the report draws
+its heat map from that object (:func:`advlab.report.plots.transfer_figure`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from advlab.attacks.transfer import craft
-from advlab.evaluation.score import score
+from advlab.attacks.transfer import craft, transfer
+from advlab.domain import Domain
+from advlab.norms import Norm
+from advlab.scoring import score
 from advlab.threat import ThreatModel
 
 Model = Callable[[Tensor], Tensor]
@@ -60,14 +62,6 @@ class TransferMatrix:
                 from None
         return pd.DataFrame(self.success, index=self.sources, columns=self.targets)
 
-    def figure(self) -> str:
-        """The heat map as a compact SVG string (the report's ``transfer`` figure)."""
-        from advlab.report.plots import transfer_figure
-
-        svg = transfer_figure(self.as_dict())
-        assert svg is not None
-        return svg
-
 
 def transferability_matrix(sources: Mapping[str, Model], targets: Mapping[str, Model], x: Tensor,
                            y: Tensor, threat: ThreatModel, *, attack: str = "pgd",
@@ -100,3 +94,20 @@ def transferability_matrix(sources: Mapping[str, Model], targets: Mapping[str, M
     return TransferMatrix(list(sources), list(targets), success,
                           {"name": attack, **dict(params or {})}, threat.norm, threat.eps,
                           int(x.shape[0]), own)
+
+
+def transfer_rows(source: Model, victim: Model, x: Tensor, y: Tensor, domain: Domain, norm: Norm,
+                  attacks: Sequence[tuple[str, Mapping[str, Any]]], eps_grid: Sequence[float], *,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """Transfer success of every ``(attack name, knobs)`` × eps, crafted on ``source`` and
+    scored on ``victim`` under ``ThreatModel(norm, eps, domain)`` (:func:`transfer`); one row
+    ``{"attack", "params", "norm", "eps", "transfer_success", "substitute_success"}`` each."""
+    rows = []
+    for name, params in attacks:
+        for eps in eps_grid:
+            tr = transfer(source, victim, x, y, ThreatModel(norm, eps, domain), attack=name,
+                          params=params, generator=torch.Generator().manual_seed(seed))
+            rows.append({"attack": name, "params": dict(params), "norm": norm, "eps": eps,
+                         "transfer_success": tr.success_rate,
+                         "substitute_success": tr.source_success_rate})
+    return rows

@@ -3,6 +3,7 @@
 * :mod:`.attributions`: local attributions backed by captum (saliency, integrated gradients,
   Grad-CAM, SHAP values by permutation sampling, GradientSHAP and DeepLIFT-SHAP).
 * :mod:`.permutation`: DALEX-style permutation importance (``model_parts``).
+* :mod:`.explanation`: one method on a data set's samples (``explain_samples``).
 * :mod:`.robust_features`: XAI-based robust feature selection (Al-Essa et al., ISMIS 2022).
 * :mod:`.finetune`: XAI-driven fine-tuning on SHAP features (Al-Essa et al., 2022).
 * :mod:`.signatures`: SHAP-signature detection of adversarial inputs (Fidel et al., 2019).
@@ -21,6 +22,7 @@ from advlab.explain.attributions import (
     saliency,
     shapley_sampling,
 )
+from advlab.explain.explanation import attribution_ranking, explain_samples
 from advlab.explain.finetune import ShapPipeline, xai_fine_tune
 from advlab.explain.guided import guided_attack, restrict_threat, success_vs_k
 from advlab.explain.permutation import Importance, feature_groups, model_parts
@@ -34,9 +36,9 @@ from advlab.explain.robust_features import (
 from advlab.explain.signatures import ShapSignatureDetector
 
 __all__ = [
-    "FeatureSubset", "Importance", "RobustFeatures", "ShapPipeline", "ShapSignatureDetector",
-    "TrainSettings", "deeplift_shap", "feature_groups", "feature_mask", "grad_cam",
-    "gradient_shap", "guided_attack", "integrated_gradients", "model_parts", "restrict_threat",
-    "robust_feature_selection", "saliency", "select_robust", "shapley_sampling",
-    "success_vs_k", "xai_fine_tune",
+    "attribution_ranking", "deeplift_shap", "explain_samples", "feature_groups", "feature_mask",
+    "FeatureSubset", "grad_cam", "gradient_shap", "guided_attack", "Importance",
+    "integrated_gradients", "model_parts", "restrict_threat", "robust_feature_selection",
+    "RobustFeatures", "saliency", "select_robust", "shapley_sampling", "ShapPipeline",
+    "ShapSignatureDetector", "success_vs_k", "TrainSettings", "xai_fine_tune",
 ]

@@ -16,9 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advlab.evaluation.score import score
 from advlab.explain.permutation import Importance
-from advlab.explain.robust_features import call_attack
+from advlab.scoring import call_attack, score
 from advlab.threat import ThreatModel
 
 AttackFn = Callable[..., Tensor]
@@ -51,7 +50,8 @@ def guided_attack(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, *
 
     Returns ``x_adv`` ``(N, *D)``; it differs from ``x`` only on ``columns``.
     """
-    return call_attack(attack, model, x, y, restrict_threat(threat, columns), seed)
+    return call_attack(attack, model, x, y, restrict_threat(threat, columns),
+                       generator=torch.Generator().manual_seed(seed))
 
 
 def success_vs_k(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, *,
@@ -71,7 +71,7 @@ def success_vs_k(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, *,
     Returns:
         One dict per ``k``: ``k``, ``columns`` (count), ``success_rate`` (the share of the
         correctly classified samples that the attack evades, scored by
-        :func:`advlab.evaluation.score` under the restricted threat), ``robust_accuracy`` and,
+        :func:`advlab.scoring.score` under the restricted threat), ``robust_accuracy`` and,
         with controls, ``random_success_rate`` (mean) and ``random_success_std``.
     """
     groups = [list(ranking.groups[i]) for i in ranking.ranking()] \
@@ -100,7 +100,8 @@ def success_vs_k(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, *,
 def _rates(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, attack: AttackFn,
            cols: list[int], seed: int) -> dict[str, float]:
     restricted = restrict_threat(threat, cols)
-    x_adv = call_attack(attack, model, x, y, restricted, seed)
+    x_adv = call_attack(attack, model, x, y, restricted,
+                        generator=torch.Generator().manual_seed(seed))
     s = score(model, x, y, x_adv, restricted)
     correct = s.clean_correct
     evaded = int((correct & s.success).sum())

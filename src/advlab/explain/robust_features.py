@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from advlab.evaluation.score import score
 from advlab.explain.permutation import Importance, LossName, feature_groups, model_parts
 from advlab.models.training import accuracy, fit, new_model
+from advlab.scoring import accuracy_under_attack, call_attack
 from advlab.threat import ThreatModel
 
 AttackFn = Callable[..., Tensor]
@@ -96,32 +96,21 @@ class RobustFeatures:
 def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel,
                     attack: AttackFn, *, seed: int = 0, batch_size: int = 1000) -> float:
     """Share of ``(x, y)`` classified correctly and not fooled by ``attack`` within ``threat``
-    (the one scoring rule, :func:`advlab.evaluation.score`)."""
-    robust = 0
-    for s in range(0, x.shape[0], batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-        x_adv = call_attack(attack, model, xb, yb, threat, seed + s)
-        sc = score(model, xb, yb, x_adv, threat)
-        robust += int((sc.clean_correct & ~sc.success).sum())
-    return robust / x.shape[0]
+    (:func:`advlab.scoring.accuracy_under_attack`, random starts seeded by ``seed``)."""
+    return accuracy_under_attack(model, x, y, threat, attack, batch_size=batch_size,
+                                 generator=_seeded(seed))[1]
 
 
-def call_attack(attack: AttackFn, model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel,
-                seed: int) -> Tensor:
-    """``attack(model, x, y, threat)``, with a seeded ``generator`` when it takes one."""
-    import inspect
-
-    fn = getattr(attack, "func", attack)
-    if "generator" in inspect.signature(fn).parameters:
-        return attack(model, x, y, threat, generator=torch.Generator().manual_seed(seed))
-    return attack(model, x, y, threat)
+def _seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 def adversarial_set(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel,
                     attack: AttackFn, *, seed: int = 0, batch_size: int = 2000) -> Tensor:
     """``A``: ``attack``'s version of every row of ``x`` against ``model`` (same labels)."""
     return torch.cat([call_attack(attack, model, x[s:s + batch_size], y[s:s + batch_size],
-                                  threat, seed + s) for s in range(0, x.shape[0], batch_size)])
+                                  threat, generator=_seeded(seed + s))
+                      for s in range(0, x.shape[0], batch_size)])
 
 
 def robust_feature_selection(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,

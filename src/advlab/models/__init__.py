@@ -6,6 +6,9 @@ from advlab.models.training import (
     TrainedModel,
     accuracy,
     fit,
+    fit_loop,
+    lr_schedule,
+    make_optimizer,
     new_model,
     split_validation,
     train_classifier,
@@ -21,8 +24,8 @@ from advlab.models.wrappers import (
 from advlab.models.zoo import ARCHITECTURES, build, mlp, small_cnn
 
 __all__ = [
-    "ARCHITECTURES", "History", "ModelFileError", "Normalize", "QueryCounter", "accuracy", "build",
-    "check_logits", "eval_mode", "fit", "load", "looks_like_probabilities", "mlp", "read_sidecar",
-    "save", "small_cnn", "split_validation", "TrainedModel", "train_classifier", "new_model",
-    "zoo_arguments",
+    "accuracy", "ARCHITECTURES", "build", "check_logits", "eval_mode", "fit", "fit_loop",
+    "History", "load", "looks_like_probabilities", "lr_schedule", "make_optimizer", "mlp",
+    "ModelFileError", "new_model", "Normalize", "QueryCounter", "read_sidecar", "save",
+    "small_cnn", "split_validation", "train_classifier", "TrainedModel", "zoo_arguments",
 ]

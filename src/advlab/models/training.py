@@ -1,10 +1,18 @@
-"""Standard (non-adversarial) training: ``fit`` with validation, early stopping and a history."""
+"""Training: the one epoch loop (:func:`fit_loop`), standard training (:func:`fit`) with
+validation, early stopping and a history, and the zoo-model trainer :func:`train_classifier`.
+
+Every trainer in advlab (standard, distillation, adversarial training) is a ``step`` function
+plus a short wrapper around :func:`fit_loop`."""
 
 from __future__ import annotations
 
 import copy
 import math
+import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +85,131 @@ def check_training(caller: str, train: tuple[Tensor, Tensor],
     return train
 
 
+Step = Callable[[tuple[Tensor, ...], int], tuple[Tensor, dict[str, Tensor]]]
+"""One training step: ``step(batch, t) -> (loss, sums)`` on the tensors of one batch (``t``
+counts batches from 0 over the whole run). ``loss`` is the batch's mean loss, to be minimised;
+``sums`` maps :class:`History` fields (``"train_accuracy"``...) to the batch's *sum* of that
+figure (a count of correct predictions, say), detached."""
+Validate = Callable[[nn.Module], Mapping[str, float]]
+
+
+def update(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    """One optimiser step on ``loss``: the only place in advlab's training that writes ``.grad``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
+             optimizer: torch.optim.Optimizer, epochs: int, batch_size: int, seed: int = 0,
+             scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+             validate: Validate | None = None,
+             monitor: tuple[str, Literal["min", "max"]] | None = None,
+             patience: int | None = None, history: History | None = None,
+             progress: bool = True, desc: str = "fit", batch_progress: bool = False) -> History:
+    """The one epoch loop of advlab's trainers (standard training, distillation, adversarial
+    training): shuffle, step, update, sum, validate, keep the best epoch, restore the mode.
+
+    Args:
+        model: trained in place, in train mode (its mode is restored at the end).
+        step: computes one batch's loss and sums (see :data:`Step`); the loop does the update.
+        data: tensors with the same first dimension (e.g. ``(x, y)``); each batch is moved to
+            the model's device.
+        optimizer, scheduler: the scheduler (optional) steps after every batch.
+        epochs, batch_size: the usual. seed: seeds a private generator for the shuffling.
+        validate: called after each epoch; returns History fields (``"val_loss"``...) and values.
+        monitor: ``(field, "min"|"max")``: keep the weights of the epoch where ``field`` was best
+            (the first on ties); ``None`` keeps the last epoch.
+        patience: stop after this many epochs without a better ``monitor`` value.
+        history: the :class:`History` (or subclass) to fill; a new one by default. Its
+            ``seconds`` field, when it has one, gets each epoch's wall time.
+        progress, desc, batch_progress: tqdm bars on stderr (epochs, and batches if asked).
+
+    Returns:
+        ``history``, with ``best_epoch`` the epoch whose weights the model ends with.
+    """
+    history = history if history is not None else History()
+    n = data[0].shape[0]
+    if any(t.shape[0] != n for t in data):
+        raise ValueError(f"fit_loop: the data tensors have {[t.shape[0] for t in data]} rows")
+    device = next((p.device for p in model.parameters()), data[0].device)
+    gen = torch.Generator().manual_seed(seed)
+    n_batches = math.ceil(n / batch_size)
+    best, best_state, waited = None, None, 0
+    was_training = model.training
+    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress, leave=False,
+               file=sys.stderr, dynamic_ncols=True)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        sums: dict[str, Tensor] = {}
+        inner = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                     disable=not (progress and batch_progress), file=sys.stderr,
+                     dynamic_ncols=True)
+        for b in inner:
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            batch = tuple(t[idx.to(t.device)].to(device) for t in data)
+            loss, batch_sums = step(batch, epoch * n_batches + b)
+            update(optimizer, loss)
+            if scheduler is not None:
+                scheduler.step()
+            for key, value in {"train_loss": loss.detach() * idx.numel(), **batch_sums}.items():
+                sums[key] = sums.get(key, 0) + value.detach().double()
+        inner.close()
+        for key, value in sums.items():
+            getattr(history, key).append(float(value) / n)
+        for key, value in (validate(model) if validate is not None else {}).items():
+            getattr(history, key).append(float(value))
+        if hasattr(history, "seconds"):
+            history.seconds.append(time.perf_counter() - t0)
+        bar.set_postfix({k.replace("train_", ""): f"{getattr(history, k)[-1]:.3f}"
+                         for k in (*sums, *(("val_accuracy",) if history.val_accuracy else ()))})
+        if monitor is None:
+            history.best_epoch = epoch
+            continue
+        value, better = getattr(history, monitor[0])[-1], False
+        if best is None or (value < best if monitor[1] == "min" else value > best):
+            best, best_state, waited, better = value, copy.deepcopy(model.state_dict()), 0, True
+            history.best_epoch = epoch
+        if not better:
+            waited += 1
+            if patience is not None and waited >= patience:
+                history.stopped_early = True
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.train(was_training)
+    return history
+
+
+def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """``"adam"``, or ``"sgd"`` with momentum 0.9, over ``model``'s parameters."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+
+
+def lr_schedule(name: str | None, opt: torch.optim.Optimizer,
+                total: int) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """A per-batch learning-rate schedule over ``total`` batches: ``"cosine"`` decay,
+    ``"cyclic"`` (0 -> lr -> 0, Wong et al. 2020), ``"piecewise"`` (x0.1 at 50 % and 75 %,
+    Madry et al. 2018) or ``None``."""
+    factors: dict[str, Callable[[int], float]] = {
+        "cosine": lambda t: 0.5 * (1 + math.cos(math.pi * t / total)),
+        "cyclic": lambda t: 1 - abs(2 * t / total - 1),
+        "piecewise": lambda t: 1.0 if t < 0.5 * total else 0.1 if t < 0.75 * total else 0.01,
+    }
+    if name is None:
+        return None
+    if name not in factors:
+        raise ValueError(f"schedule must be None, 'cosine', 'cyclic' or 'piecewise', got {name!r}")
+    return torch.optim.lr_scheduler.LambdaLR(opt, factors[name])
+
+
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None,
         *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
         weight_decay: float = 0.0, patience: int | None = None,
@@ -99,51 +232,24 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tenso
     x, y = check_training("fit", train, val, epochs, batch_size, lr)
     if patience is not None and val is None:
         raise ValueError("fit: early stopping (patience) needs a validation set")
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     weight = None if class_weight is None else class_weight.to(x.device, torch.float32)
-    history, best_loss, best_state, waited = History(), math.inf, None, 0
-    was_training = model.training
-    bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(x.shape[0], generator=gen).to(x.device)
-        loss_sum, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
-        for start in range(0, x.shape[0], batch_size):
-            idx = order[start:start + batch_size]
-            logits = model(x[idx])
-            loss = nn.functional.cross_entropy(logits, y[idx], weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * idx.numel()
-            correct += (logits.detach().argmax(1) == y[idx]).sum()
-        history.train_loss.append(float(loss_sum) / x.shape[0])
-        history.train_accuracy.append(float(correct) / x.shape[0])
-        postfix = {"loss": f"{history.train_loss[-1]:.4f}",
-                   "acc": f"{history.train_accuracy[-1]:.3f}"}
-        if val is not None:
-            v_loss, v_acc = _evaluate(model, val[0], val[1], 1024)
-            history.val_loss.append(v_loss)
-            history.val_accuracy.append(v_acc)
-            postfix.update(val_acc=f"{v_acc:.3f}")
-            if v_loss < best_loss:
-                best_loss, best_state, waited = v_loss, copy.deepcopy(model.state_dict()), 0
-                history.best_epoch = epoch
-            else:
-                waited += 1
-                if patience is not None and waited >= patience:
-                    history.stopped_early = True
-                    bar.set_postfix(postfix)
-                    break
-        else:
-            history.best_epoch = epoch
-        bar.set_postfix(postfix)
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.train(was_training)
-    return history
+
+    def step(batch: tuple[Tensor, ...], _t: int) -> tuple[Tensor, dict[str, Tensor]]:
+        xb, yb = batch
+        logits = model(xb)
+        correct = (logits.detach().argmax(1) == yb).sum()
+        return nn.functional.cross_entropy(logits, yb, weight=weight), {"train_accuracy": correct}
+
+    def validate(m: nn.Module) -> dict[str, float]:
+        assert val is not None
+        v_loss, v_acc = _evaluate(m, val[0], val[1], 1024)
+        return {"val_loss": v_loss, "val_accuracy": v_acc}
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return fit_loop(model, step, (x, y), optimizer=opt, epochs=epochs, batch_size=batch_size,
+                    seed=seed, validate=validate if val is not None else None,
+                    monitor=("val_loss", "min") if val is not None else None,
+                    patience=patience, progress=progress)
 
 
 @dataclass
