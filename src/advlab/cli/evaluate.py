@@ -99,13 +99,16 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def attacks(args: argparse.Namespace) -> dict[str, Any]:
+    """The registry with each attack's knobs, read without importing torch."""
+    import inspect
+
     from advlab.attacks import ATTACKS
-    from advlab.evaluation import attack_parameters
+    from advlab.attacks.knobs import static_knobs
 
     rows = []
     for name, spec in ATTACKS.items():
-        knobs = {k: (None if p.default is p.empty else p.default)
-                 for k, p in attack_parameters(name).items()}
+        knobs = {k: (None if v is inspect.Parameter.empty else v)
+                 for k, v in static_knobs(spec.function).items()}
         kind = "minimal-norm" if spec.minimal_norm else "fixed eps"
         log(f"{name:<18} {','.join(spec.norms):<12} {kind:<13} "
              + " ".join(f"{k}={v}" for k, v in knobs.items()))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from advlab.cli.common import UsageError, load_dataset, log
+
+if TYPE_CHECKING:
+    import torch
 
 ATTACKS = ("label-flip", "svm-injection", "backdoor")
 
