@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_model, log, recorded_dataset
+from advlab.cli.common import (
+    UsageError,
+    evaluation_preflight,
+    load_model,
+    log,
+    recorded_dataset,
+)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +41,7 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
     model, card, recorded = load_model(config)
     dataset, path, options = recorded_dataset(config.dataset, config.data_path,
                                               config.dataset_options, recorded)
+    evaluation_preflight(config, model, card, recorded, dataset)
     name = dataset.name
     out = Path(config.out)
     log(f"evaluating {card.get('source')} on {config.n} {config.split} samples of {name}; "
