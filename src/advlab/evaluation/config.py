@@ -262,7 +262,13 @@ def _attack_entries(attacks: Any, where: _Where) -> list[dict[str, Any]]:
     entries = []
     for i, entry in enumerate(attacks):
         if isinstance(entry, str):
-            entry = parse_attack_flag(entry)
+            try:
+                entry = parse_attack_flag(entry)
+            except ConfigError as err:
+                if "attack" in where.from_flags:
+                    raise
+                raise where("attack", f"attack #{i + 1} {str(err).removeprefix('--attack ')}",
+                            i) from None
         if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
             raise where("attack", f"attack #{i + 1} needs a 'name' (a string)", i)
         entry = dict(entry)

@@ -146,6 +146,11 @@ def _checked(run: AttackRun) -> AttackRun:
         if isinstance(default, int) and not isinstance(default, bool) and \
                 isinstance(value, float):
             raise ValueError(f"attack {run.name!r}: {key} must be an integer, got {value!r}")
+        hint = _type_hint(spec.fn, key)
+        choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
+        if choices and value not in choices:
+            raise ValueError(f"attack {run.name!r}: {key} must be one of "
+                             f"{', '.join(map(repr, choices))}, got {value!r}")
         problem = knob_problem(run.name, key, value, spec.ranges)
         if problem is not None:
             raise ValueError(problem)
