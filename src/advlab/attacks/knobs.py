@@ -14,14 +14,14 @@ without importing torch; a test checks that it agrees with ``inspect.signature``
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ast
 
 PER_CALL = ("target", "generator")  # keyword arguments an evaluation sets for each call
 
@@ -91,6 +91,10 @@ def static_knobs(function: Callable[..., Any] | str) -> dict[str, Any]:
     imported) and each default is the literal written in the signature (its source text when it
     is not a literal).
     """
+    import ast  # here, not at the top: the CLI imports this module to build its parser
+    import importlib.util
+    import inspect
+
     if callable(function):
         return {p.name: p.default for p in inspect.signature(function).parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in PER_CALL}
@@ -109,6 +113,8 @@ def static_knobs(function: Callable[..., Any] | str) -> dict[str, Any]:
 
 
 def _literal(node: ast.expr) -> Any:
+    import ast
+
     try:
         return ast.literal_eval(node)
     except ValueError:

@@ -152,7 +152,12 @@ def training_options(p: argparse.ArgumentParser, *, require_out: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error, already printed as one line: return its code
+        if stop.code == EXIT_USAGE:
+            return EXIT_USAGE
+        raise
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -164,6 +164,9 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.report.plots import transfer_figure
 
     name, params = _attack_entry(args.attack, args.norm)
+    if args.report_dir is not None and not (args.report_dir / "summary.json").is_file():
+        raise UsageError(f"--report-dir {args.report_dir}: no summary.json (an `advlab "
+                         "evaluate` output folder is expected)")
     loaded, records = {}, {}
     for folder in dict.fromkeys([*args.source, *args.target]):
         loaded[folder], _, records[folder] = _load(folder, args.device)
@@ -194,9 +197,6 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
         from advlab.report import write_report
 
         source = args.report_dir / "summary.json"
-        if not source.is_file():
-            raise UsageError(f"--report-dir {args.report_dir}: no summary.json (an `advlab "
-                             "evaluate` output folder is expected)")
         summary = json.loads(source.read_text())
         summary["transfer"] = matrix.as_dict()
         source.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")

@@ -67,11 +67,11 @@ def register(sub: Any) -> None:
 
 def poison(args: argparse.Namespace) -> dict[str, Any]:
     ds = load_dataset(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.attack == "backdoor":
         summary, poisoned = _backdoor(args, ds)
     else:
         summary, poisoned = _svm_attack(args, ds)
+    args.out.mkdir(parents=True, exist_ok=True)  # only once the settings proved valid
     from safetensors.torch import save_file
 
     from advlab.report.poisoning import SCHEMA, write_poisoning_report

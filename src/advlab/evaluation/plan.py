@@ -5,9 +5,9 @@ knobs, the eps grid, ``n``, ``batch_size``, the split), draws the samples with a
 seeded by ``seed``, cuts them into batches and fingerprints the lot, so that a resumed run can
 tell whether a results file is its own; ``config["coverage"]`` records which attack ran at which
 norm of the grid and why the others did not (:func:`~advlab.evaluation.runs.norm_coverage`).
-Every attack call gets its own generator seed mixed
-from ``(seed, batch, run, eps)`` (:func:`call_seed`): a batch recomputed after an interruption
-draws exactly the random starts it drew the first time.
+Every attack call gets its own generator seed mixed from ``(seed, batch, run, eps)``
+(:func:`call_seed`): a batch recomputed after an interruption draws exactly the random starts it
+drew the first time.
 """
 
 from __future__ import annotations
