@@ -95,12 +95,13 @@ def test_class_count_is_checked(capsys, tmp_path, digits_model) -> None:
 # item 2: the whole configuration is checked before the data is loaded
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--n", "-5"], "argument --n: must be >= 1, got -5"),
-    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
-    (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["--n", "-5"], "--n must be >= 1, got -5"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--attack", "pgd:steps=-3"], "--attack 'pgd:steps=-3': attack 'pgd': steps must be >= 1"),
     (["--attack", "pgd:step_size=0"], "step_size must be > 0, got 0"),
     (["--attack", "deepfool:candidates=1"], "candidates must be >= 2, got 1"),
+    (["--attack", "jsma:gamma=2"], "gamma must lie in (0, 1], got 2.0"),
     (["--attack", "pgd:loss=xe"], "loss must be one of"),
     (["--eps", "linf=-0.1"], "--eps 'linf=-0.1': eps must be positive"),
 ])
@@ -150,24 +151,23 @@ def test_n_larger_than_the_split_fails_before_the_plan_is_printed(capsys, tmp_pa
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "--dataset", "digits", "--defense", "pgd-at", "--eps", "-0.1"],
-     "argument --eps: must be > 0, got -0.1"),
+     "--eps must be > 0, got -0.1"),
     (["train", "--dataset", "digits", "--val-fraction", "1"],
-     "argument --val-fraction: must be in [0, 1), got 1"),
-    (["train", "--dataset", "digits", "--epochs", "0"], "argument --epochs: must be >= 1"),
-    (["train", "--dataset", "digits", "--lr", "nan"], "argument --lr: must be > 0, got nan"),
+     "--val-fraction must lie in [0, 1), got 1"),
+    (["train", "--dataset", "digits", "--epochs", "0"], "--epochs must be >= 1"),
+    (["train", "--dataset", "digits", "--lr", "nan"], "--lr must be > 0, got nan"),
     (["detect", "--model", "m", "--eps", "0.1", "--fpr", "2"],
-     "argument --fpr: must be in (0, 1), got 2"),
-    (["detect", "--model", "m", "--eps", "0.1", "--rounds", "-1"],
-     "argument --rounds: must be >= 0"),
-    (["explain", "--method", "saliency", "--model", "m", "--n", "1"],
-     "argument --n: must be >= 2"),
-    (["substitute", "--model", "m", "--eps", "0.1,-2"], "argument --eps: '0.1,-2': must be > 0"),
+     "--fpr must lie in (0, 1), got 2"),
+    (["detect", "--model", "m", "--eps", "0.1", "--rounds", "-1"], "--rounds must be >= 0"),
+    (["explain", "--method", "saliency", "--model", "m", "--n", "1"], "--n must be >= 2"),
+    (["substitute", "--model", "m", "--eps", "0.1,-2"],
+     "--eps must be > 0, got -2 (in '0.1,-2')"),
     (["transfer", "--source", "m", "--target", "m", "--eps", "0.1", "--n", "0"],
-     "argument --n: must be >= 1"),
+     "--n must be >= 1"),
     (["poison", "--attack", "backdoor", "--dataset", "digits", "--rate", "2"],
-     "argument --rate: must be in [0, 1], got 2"),
-    (["robust-features", "--dataset", "digits", "--k", "5", "0"], "argument --k: must be >= 1"),
-    (["evaluate", "--n", "many"], "argument --n: expected an integer, got 'many'"),
+     "--rate must lie in [0, 1], got 2"),
+    (["robust-features", "--dataset", "digits", "--eps", "0"], "--eps must be > 0, got 0"),
+    (["evaluate", "--n", "many"], "--n must be an integer, got 'many'"),
 ])
 def test_numeric_flags_are_named(tmp_path, args, message) -> None:
     out = tmp_path / "out"

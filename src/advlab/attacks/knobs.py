@@ -60,6 +60,10 @@ class Range:
             return f"{'<' if self.high_open else '<='} {self.high:g}"
         return "a non-zero number" if self.nonzero else "a finite number"
 
+    def requirement(self) -> str:
+        """What ``x must ...``: ``be >= 1``, ``lie in [0, 1]``."""
+        return f"{'lie' if self.low is not None and self.high is not None else 'be'} {self}"
+
 
 AT_LEAST_ONE = Range(1)
 POSITIVE = Range(0, low_open=True)
@@ -80,7 +84,7 @@ def knob_problem(attack: str, key: str, value: Any,
     valid = (ranges or {}).get(key) or VOCABULARY.get(key)
     if valid is None or valid.contains(value):
         return None
-    return f"attack {attack!r}: {key} must be {valid}, got {value!r}"
+    return f"attack {attack!r}: {key} must {valid.requirement()}, got {value!r}"
 
 
 def static_knobs(function: Callable[..., Any] | str) -> dict[str, Any]:

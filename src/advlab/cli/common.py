@@ -135,6 +135,9 @@ class ArgumentParser(argparse.ArgumentParser):
     exit code 2 (argparse's own prints the usage too). Sub-command parsers inherit it."""
 
     def error(self, message: str) -> NoReturn:
+        import re
+
+        message = re.sub(r"^argument (\S+): must ", r"\1 must ", message)
         self.exit(EXIT_USAGE, f"advlab: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -152,9 +155,9 @@ def number(kind: type[int] | type[float] = int, low: float | None = None,
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
         if not valid.contains(value):
-            raise argparse.ArgumentTypeError(f"must be {valid}, got {text}")
+            raise argparse.ArgumentTypeError(f"must {valid.requirement()}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -178,7 +181,7 @@ def number_list(kind: type[int] | type[float] = float, low: float | None = None,
         try:
             return [one(s) for s in items]
         except argparse.ArgumentTypeError as err:
-            raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+            raise argparse.ArgumentTypeError(f"{err} (in {text!r})") from None
 
     parse.__name__ = "list"
     return parse

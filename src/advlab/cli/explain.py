@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
     r.add_argument("--data-path", type=Path)
     r.add_argument("--labels", choices=("binary", "5class"), default="binary")
     r.add_argument("--upsample", action="store_true", help=argparse.SUPPRESS)
-    r.add_argument("--k", type=COUNT, nargs="+", default=[5, 10, 15, 20, 30],
+    r.add_argument("--k", type=int, nargs="+", default=[5, 10, 15, 20, 30],
                    help="the top-k grid (default 5 10 15 20 30)")
     r.add_argument("--norm", choices=("linf", "l2", "l1"), default="linf")
     r.add_argument("--eps", type=RATE, default=0.1)
@@ -132,6 +132,8 @@ def robust_features(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.explain import TrainSettings, robust_feature_selection
     from advlab.report.explanations import write_robust_features
 
+    if min(args.k) < 1:
+        raise UsageError(f"need every --k >= 1, got {min(args.k)}")
     _threads(args)
     train_attack, train_info = attack_from_flag(args.train_attack, args.norm)
     evals = {}
