@@ -21,7 +21,7 @@ from torch import nn
 from advlab import ThreatModel
 from advlab.attacks import deepfool, pgd
 from advlab.data import load
-from advlab.defenses.detection import ActivationDetector
+from advlab.defenses.detection import ActivationDetector, Detector
 from advlab.defenses.retraining import (
     RoundRecord,
     Traffic,
@@ -144,3 +144,49 @@ def test_errors(data, trained) -> None:
         attack_traffic(data.x_test, data.y_test, ATTACK, THREAT, adversarial_fraction=1.5)
     with pytest.raises(ValueError, match="bool adversarial mask"):
         Traffic(data.x_test[:3], data.y_test[:3], torch.ones(3))
+
+
+class _FlagEverything(Detector):
+    """Flags every input (score 1 > threshold 0.5)."""
+
+    threshold = 0.5
+
+    def fit(self, clean, adversarial):
+        return self
+
+    def score(self, x):
+        return torch.ones(x.shape[0])
+
+
+def _harmful_round(data, trained, **kwargs):
+    """One round whose 'flagged traffic' carries wrong labels: the fine-tune on it makes the
+    model worse on the held-out set, robust accuracy included."""
+    model = copy.deepcopy(trained)
+    x, y = data.x_test[:150], data.y_test[:150]
+    traffic = Traffic(x, (y + 1) % 10, torch.ones(150, dtype=torch.bool))
+    with pytest.warns(RuntimeWarning, match="round 0 lowered robust accuracy on the held-out"):
+        report = detect_and_retrain(
+            model, _FlagEverything(), [traffic], rounds=1, replay=(data.x_train, data.y_train),
+            replay_ratio=0.0, test=(data.x_test[150:], data.y_test[150:]),
+            eval_attacks={"pgd": (ATTACK, THREAT)}, fine_tune_epochs=5, lr=1e-2, **kwargs)
+    return model, report
+
+
+def test_a_round_that_lowers_robust_accuracy_warns_and_is_not_kept(data, trained) -> None:
+    model, report = _harmful_round(data, trained)
+    r = report.rounds[0]
+    assert r.robust_accuracy_after["pgd"] < r.robust_accuracy_before["pgd"]
+    assert report.kept is None and report.kept_record == {
+        "round": None, "clean_accuracy": r.clean_accuracy_before,
+        "robust_accuracy": r.robust_accuracy_before}
+    for (k, v), w in zip(model.state_dict().items(), trained.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k  # the original weights are back
+    assert json.loads(report.to_json())["kept"]["round"] is None
+
+
+def test_keep_last_keeps_the_last_round_even_when_it_is_worse(data, trained) -> None:
+    model, report = _harmful_round(data, trained, keep_last=True)
+    assert report.kept == 0 and report.settings["keep_last"] is True
+    assert report.kept_record["robust_accuracy"] == report.rounds[0].robust_accuracy_after
+    assert any(not torch.equal(v, w) for v, w in zip(model.state_dict().values(),
+                                                     trained.state_dict().values(), strict=True))

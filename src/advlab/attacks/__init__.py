@@ -1,29 +1,29 @@
 """Evasion attacks, registered by name. Conventions: :mod:`advlab.attacks.common`.
 
 ``ATTACKS`` maps a name to an :class:`AttackSpec`: the function, the norms it supports, whether
-it is a minimal-norm attack (accepts ``eps = inf`` and returns the smallest success it finds)
-and whether it is deterministic. The contract tests and the CLI iterate over this registry, so a
-new attack is picked up by both once registered here.
+it is a minimal-norm attack (accepts ``eps = inf`` and returns the smallest success it finds),
+whether it is deterministic, and the valid ranges of its own knobs. The contract tests and the
+CLI iterate over this registry, so a new attack is picked up by both once registered here.
+
+The registry names each function as ``"module:function"``, imported on first use, and the
+package's names load lazily too: listing the attacks (``advlab attacks``) never imports torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from torch import Tensor
+from advlab import _lazy_exports
+from advlab.attacks.knobs import AT_LEAST_ONE, POSITIVE, Range
 
-from advlab.attacks import targets
-from advlab.attacks.carlini_wagner import carlini_wagner_l2
-from advlab.attacks.deepfool import deepfool
-from advlab.attacks.fgsm_pgd import bim, fgsm, pgd
-from advlab.attacks.hopskipjump import hopskipjump
-from advlab.attacks.jsma import jsma
-from advlab.attacks.oracle import Oracle, QueryBudgetExceeded
-from advlab.attacks.square import square
-from advlab.norms import Norm
-from advlab.threat import ThreatModel
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from advlab.norms import Norm
+    from advlab.threat import ThreatModel
 
 
 class Attack(Protocol):
@@ -35,37 +35,62 @@ class Attack(Protocol):
 
 @dataclass(frozen=True)
 class AttackSpec:
+    """A registered attack. ``function`` is the attack or ``"module:function"`` (imported on
+    first use of :attr:`fn`); ``ranges`` holds the valid ranges of the attack's own knobs
+    (the shared vocabulary's are in :data:`advlab.attacks.knobs.VOCABULARY`)."""
+
     name: str
-    fn: Callable[..., Tensor]
+    function: Callable[..., Tensor] | str
     norms: tuple[Norm, ...]
     minimal_norm: bool = False
     deterministic: bool = True
     targeted: bool = True
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+
+    @property
+    def fn(self) -> Callable[..., Tensor]:
+        if not isinstance(self.function, str):
+            return self.function
+        module, _, name = self.function.partition(":")
+        fn: Callable[..., Tensor] = getattr(importlib.import_module(module), name)
+        return fn
 
 
+_HERE = "advlab.attacks."
 ATTACKS: dict[str, AttackSpec] = {
     s.name: s for s in (
-        AttackSpec("fgsm", fgsm, ("linf", "l2", "l1")),
-        AttackSpec("bim", bim, ("linf", "l2", "l1")),
-        AttackSpec("pgd", pgd, ("linf", "l2", "l1"), deterministic=False),
-        AttackSpec("jsma", jsma, ("l0",)),
-        AttackSpec("deepfool", deepfool, ("l2", "linf"), minimal_norm=True, targeted=False),
-        AttackSpec("carlini_wagner_l2", carlini_wagner_l2, ("l2",), minimal_norm=True),
+        AttackSpec("fgsm", _HERE + "fgsm_pgd:fgsm", ("linf", "l2", "l1")),
+        AttackSpec("bim", _HERE + "fgsm_pgd:bim", ("linf", "l2", "l1")),
+        AttackSpec("pgd", _HERE + "fgsm_pgd:pgd", ("linf", "l2", "l1"), deterministic=False),
+        AttackSpec("jsma", _HERE + "jsma:jsma", ("l0",),
+                   ranges={"theta": Range(nonzero=True), "gamma": Range(0, 1, low_open=True)}),
+        AttackSpec("deepfool", _HERE + "deepfool:deepfool", ("l2", "linf"), minimal_norm=True,
+                   targeted=False, ranges={"candidates": Range(2)}),
+        AttackSpec("carlini_wagner_l2", _HERE + "carlini_wagner:carlini_wagner_l2", ("l2",),
+                   minimal_norm=True, ranges={"initial_const": POSITIVE,
+                                              "best_of_targets": Range(0)}),
         # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
-        AttackSpec("square", square, ("linf", "l2"), deterministic=False),
-        AttackSpec("hopskipjump", hopskipjump, ("l2", "linf"), minimal_norm=True,
-                   deterministic=False),
+        AttackSpec("square", _HERE + "square:square", ("linf", "l2"), deterministic=False,
+                   ranges={"p_init": Range(0, 1, low_open=True)}),
+        AttackSpec("hopskipjump", _HERE + "hopskipjump:hopskipjump", ("l2", "linf"),
+                   minimal_norm=True, deterministic=False,
+                   ranges={"gamma": POSITIVE, "initial_evals": AT_LEAST_ONE,
+                           "max_evals": AT_LEAST_ONE, "init_trials": AT_LEAST_ONE}),
     )
 }
 
 
 def get(name: str) -> AttackSpec:
     """The registered attack called ``name``; ``ValueError`` lists the known ones otherwise."""
-    if name not in ATTACKS:
+    if not isinstance(name, str) or name not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
     return ATTACKS[name]
 
 
-__all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "bim",
-           "carlini_wagner_l2", "deepfool", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
-           "targets"]
+_exports, __getattr__, __dir__ = _lazy_exports(__name__, {
+    "carlini_wagner": ["carlini_wagner_l2"], "deepfool": ["deepfool"],
+    "fgsm_pgd": ["bim", "fgsm", "pgd"], "hopskipjump": ["hopskipjump"], "jsma": ["jsma"],
+    "oracle": ["Oracle", "QueryBudgetExceeded"], "square": ["square"]})
+__all__ = ["ATTACKS", "Attack", "AttackSpec", "get", "targets", *_exports]
+
+

@@ -19,7 +19,17 @@ from advlab.cli import blackbox as blackbox_commands
 from advlab.cli import detect as detect_command
 from advlab.cli import explain as explain_commands
 from advlab.cli import poison as poison_command
-from advlab.cli.common import EXIT_USAGE, UsageError, emit, log
+from advlab.cli.common import (
+    COUNT,
+    EXIT_USAGE,
+    RATE,
+    SEED,
+    ArgumentParser,
+    UsageError,
+    emit,
+    log,
+    number,
+)
 from advlab.cli.evaluate import attacks as run_attacks
 from advlab.cli.evaluate import evaluate as run_evaluate
 from advlab.cli.evaluate import report as run_report
@@ -42,7 +52,7 @@ def datasets(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="advlab", description="Adversarial machine learning: attack, harden, explain and "
         "evaluate models on images and constrained tabular security data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -59,14 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--labels", choices=("binary", "5class"), default="binary",
                        help="NSL-KDD / KDD Cup 99 labels")
     train.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
-    train.add_argument("--hidden", type=int, nargs="+", help="hidden widths (mlp) or the "
+    train.add_argument("--hidden", type=COUNT, nargs="+", help="hidden widths (mlp) or the "
                        "dense width (small_cnn)")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--val-fraction", type=float, default=0.1,
+    train.add_argument("--epochs", type=COUNT, default=10)
+    train.add_argument("--lr", type=RATE, default=1e-3)
+    train.add_argument("--batch-size", type=COUNT, default=128)
+    train.add_argument("--val-fraction", type=number(float, 0, 1, high_open=True),
+                       default=0.1,
                        help="share of the training set held out for model selection")
-    train.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    train.add_argument("--patience", type=COUNT, help="early-stopping patience in epochs")
     train.add_argument("--device", default="cpu")
     defense = train.add_argument_group(
         "defenses", "adversarial training (pgd-at: Madry et al. 2018; fgsm-at: Wong et al. "
@@ -74,18 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
         "the sidecar records the defense and its parameters")
     defense.add_argument("--defense", choices=("none", "pgd-at", "fgsm-at", "trades",
                                                "distillation"), default="none")
-    defense.add_argument("--eps", type=float, help="adversarial training: the attack budget")
+    defense.add_argument("--eps", type=RATE, help="adversarial training: the attack budget")
     defense.add_argument("--norm", choices=("linf", "l2", "l1"),
                          help="adversarial training: the norm (default linf)")
     defense.add_argument("--constraints", choices=("domain", "box"),
                          help="adversarial training under the data set's Domain (default) or "
                          "its bounds only")
-    defense.add_argument("--beta", type=float, help="TRADES: the robustness weight (default 6)")
-    defense.add_argument("--mix", type=float, help="pgd-at/fgsm-at: share of the loss on clean "
-                         "inputs (default 0)")
-    defense.add_argument("--eps-warmup", type=int,
+    defense.add_argument("--beta", type=number(float, 0),
+                         help="TRADES: the robustness weight (default 6)")
+    defense.add_argument("--mix", type=number(float, 0, 1),
+                         help="pgd-at/fgsm-at: share of the loss on clean inputs (default 0)")
+    defense.add_argument("--eps-warmup", type=number(int, 0),
                          help="adversarial training: ramp eps up over this many epochs")
-    defense.add_argument("--temperature", type=float,
+    defense.add_argument("--temperature", type=RATE,
                          help="distillation: the temperature T (default 100, the paper's)")
     train.set_defaults(run=run_train)
 
@@ -103,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "knobs are those of the attack's signature (see `advlab attacks`)")
     ev.add_argument("--eps", action="append", metavar="NORM=EPS[,EPS...]",
                     help="eps grid of one norm, e.g. linf=0.05,0.1 (repeatable)")
-    ev.add_argument("--n", type=int, help="number of samples (default 500)")
-    ev.add_argument("--batch-size", type=int)
-    ev.add_argument("--seed", type=int)
+    ev.add_argument("--n", type=COUNT, help="number of samples (default 500)")
+    ev.add_argument("--batch-size", type=COUNT)
+    ev.add_argument("--seed", type=SEED)
     ev.add_argument("--device")
     ev.add_argument("--out", help="output folder (default runs/eval)")
     ev.add_argument("--resume", action="store_true",
@@ -134,13 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
 def training_options(p: argparse.ArgumentParser, *, require_out: bool) -> None:
     p.add_argument("--out", type=Path, required=require_out, default=Path("runs/demo"),
                    help="output folder for the model (weights + advlab.json)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error, already printed as one line: return its code
+        if stop.code == EXIT_USAGE:
+            return EXIT_USAGE
+        raise
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -15,11 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from advlab.cli.common import (
+    COUNT,
+    RATE,
+    SEED,
     UsageError,
     attack_from_flag,
+    check_model_fits,
     load_model,
     log,
     model_and_data_options,
+    number,
+    number_list,
     recorded_dataset,
 )
 
@@ -30,24 +36,26 @@ def register(sub: Any) -> None:
     model_and_data_options(p, "the target: a folder from `advlab train`")
     p.add_argument("--architecture", choices=("small_cnn", "mlp"),
                    help="the substitute's architecture (default: the target's)")
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden widths (mlp) or dense width")
-    p.add_argument("--per-class", type=int, default=10,
+    p.add_argument("--hidden", type=COUNT, nargs="+", help="hidden widths (mlp) or dense width")
+    p.add_argument("--per-class", type=COUNT, default=10,
                    help="seed samples per class, drawn from the training split (default 10)")
-    p.add_argument("--rounds", type=int, default=6, help="augmentation rounds (default 6)")
-    p.add_argument("--lam", type=float, default=0.1, help="augmentation step lambda")
-    p.add_argument("--tau", type=int, default=3, help="period of lambda's sign flip")
-    p.add_argument("--epochs", type=int, default=10, help="substitute epochs per round")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--reservoir", type=int, help="kappa: points augmented per round once "
+    p.add_argument("--rounds", type=number(int, 0), default=6,
+                   help="augmentation rounds (default 6)")
+    p.add_argument("--lam", type=RATE, default=0.1, help="augmentation step lambda")
+    p.add_argument("--tau", type=COUNT, default=3, help="period of lambda's sign flip")
+    p.add_argument("--epochs", type=COUNT, default=10, help="substitute epochs per round")
+    p.add_argument("--lr", type=RATE, default=1e-3)
+    p.add_argument("--batch-size", type=COUNT, default=32)
+    p.add_argument("--reservoir", type=COUNT, help="kappa: points augmented per round once "
                    "--reservoir-after rounds have run (reservoir sampling)")
-    p.add_argument("--reservoir-after", type=int, default=3)
-    p.add_argument("--max-queries", type=int, help="the oracle's query budget")
+    p.add_argument("--reservoir-after", type=number(int, 0), default=3)
+    p.add_argument("--max-queries", type=COUNT, help="the oracle's query budget")
     p.add_argument("--attack", action="append", metavar="NAME[:KEY=VALUE,...]",
                    help="white-box attack to craft on the substitute and transfer (repeatable)")
     p.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
-    p.add_argument("--eps", help="comma-separated budgets for --attack, e.g. 0.1,0.2,0.3")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eps", type=number_list(float, 0, low_open=True),
+                   help="comma-separated budgets for --attack, e.g. 0.1,0.2,0.3")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: substitute.json and the substitute's model folder")
@@ -63,9 +71,9 @@ def register(sub: Any) -> None:
     t.add_argument("--attack", default="pgd", metavar="NAME[:KEY=VALUE,...]",
                    help="the white-box attack run on each source (default pgd)")
     t.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
-    t.add_argument("--eps", type=float, required=True, help="the attack budget")
-    t.add_argument("--n", type=int, default=500, help="test samples (default 500)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eps", type=RATE, required=True, help="the attack budget")
+    t.add_argument("--n", type=COUNT, default=500, help="test samples (default 500)")
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--device", default="cpu")
     t.add_argument("--out", type=Path, required=True,
                    help="output folder: transfer.json, transfer.md and transfer.svg")
@@ -94,17 +102,13 @@ def substitute(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.evaluation.transfer import transfer_rows
     from advlab.models import new_model, save, zoo_arguments
 
-    if args.per_class < 1 or args.rounds < 0 or args.epochs < 1:
-        raise UsageError("need --per-class >= 1, --rounds >= 0 and --epochs >= 1")
     if args.attack and not args.eps:
         raise UsageError("--attack needs --eps (comma-separated budgets)")
-    try:
-        eps_grid = [float(e) for e in args.eps.split(",")] if args.eps else []
-    except ValueError:
-        raise UsageError(f"--eps {args.eps!r}: expected comma-separated numbers") from None
+    eps_grid = args.eps or []
     attacks = [_attack_entry(a, args.norm) for a in args.attack or []]
     target, card, recorded = _load(args.model, args.device)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
+    check_model_fits(target, args.model, recorded, dataset, args.device)
     architecture = args.architecture or card.get("architecture") or "mlp"
     if architecture not in ("small_cnn", "mlp"):
         architecture = "mlp"
@@ -160,16 +164,17 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.report.plots import transfer_figure
 
     name, params = _attack_entry(args.attack, args.norm)
-    loaded = {}
-    recorded: dict[str, Any] = {}
+    if args.report_dir is not None and not (args.report_dir / "summary.json").is_file():
+        raise UsageError(f"--report-dir {args.report_dir}: no summary.json (an `advlab "
+                         "evaluate` output folder is expected)")
+    loaded, records = {}, {}
     for folder in dict.fromkeys([*args.source, *args.target]):
-        model, _, rec = _load(folder, args.device)
-        loaded[folder] = model
-        recorded = recorded or rec
+        loaded[folder], _, records[folder] = _load(folder, args.device)
+    recorded = next((r for r in records.values() if r), {})
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
+    for folder, model in loaded.items():
+        check_model_fits(model, folder, records[folder], dataset, args.device)
     n = min(args.n, len(dataset.y_test))
-    if n < 1:
-        raise UsageError(f"--n must be >= 1, got {args.n}")
     order = torch.randperm(len(dataset.y_test), generator=torch.Generator().manual_seed(
         args.seed))[:n].sort().values
     x, y = dataset.x_test[order].to(args.device), dataset.y_test[order].to(args.device)
@@ -192,9 +197,6 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
         from advlab.report import write_report
 
         source = args.report_dir / "summary.json"
-        if not source.is_file():
-            raise UsageError(f"--report-dir {args.report_dir}: no summary.json (an `advlab "
-                             "evaluate` output folder is expected)")
         summary = json.loads(source.read_text())
         summary["transfer"] = matrix.as_dict()
         source.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 
@@ -122,5 +123,114 @@ def attack_from_flag(text: str, norm: str) -> tuple[Any, dict[str, Any]]:
 
     entry = parse_attack_flag(text)
     entry.setdefault("norm", norm)
-    run = make_run(entry)
+    try:
+        run = make_run(entry)
+    except ValueError as err:
+        raise UsageError(f"attack {text!r} under --norm {norm}: {err}") from None
     return partial(run.spec.fn, **run.params), {"name": run.name, "norm": run.norm, **run.params}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the CLI's convention for user errors: one line on stderr naming the flag,
+    exit code 2 (argparse's own prints the usage too). Sub-command parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        message = re.sub(r"^argument (\S+): must ", r"\1 must ", message)
+        self.exit(EXIT_USAGE, f"advlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def number(kind: type[int] | type[float] = int, low: float | None = None,
+           high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` for a finite number in a range, checked when the command line is
+    parsed, so that ``--eps -0.1`` fails before any work with ``argument --eps: must be > 0``."""
+    from advlab.attacks.knobs import Range
+
+    valid = Range(low, high, low_open, high_open)
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not valid.contains(value):
+            raise argparse.ArgumentTypeError(f"must {valid.requirement()}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+COUNT = number(int, 1)  # a count of things: >= 1
+SEED = number(int, 0)  # seeds are non-negative (numpy's SeedSequence refuses the others)
+RATE = number(float, 0, low_open=True)  # a learning rate, a budget: > 0
+
+
+def number_list(kind: type[int] | type[float] = float, low: float | None = None, *,
+                low_open: bool = False) -> Callable[[str], list[Any]]:
+    """An argparse ``type`` for comma-separated numbers, each checked like :func:`number`."""
+    one = number(kind, low, low_open=low_open)
+
+    def parse(text: str) -> list[Any]:
+        items = [s.strip() for s in text.split(",") if s.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        try:
+            return [one(s) for s in items]
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{err} (in {text!r})") from None
+
+    parse.__name__ = "list"
+    return parse
+
+
+def check_model_fits(model: Any, source: str, recorded: dict[str, Any], dataset: Any,
+                     device: str = "cpu") -> None:
+    """The one check where a model and a data set meet, before any work: the input shape the
+    sidecar records against the data's (:func:`advlab.models.io.check_input_shape`), then one
+    forward pass on one test input (for models without a sidecar, e.g. a factory) and its
+    number of logits against the data's classes. A data set other than the one the model was
+    trained on, with the same shapes, is only logged."""
+    import torch
+
+    from advlab.models.io import check_input_shape
+
+    try:
+        check_input_shape(recorded, dataset.input_shape, dataset.name, model=source)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    x = dataset.x_test[:1].to(device)
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"model {source} cannot take {dataset.name} inputs of shape "
+                         f"{tuple(dataset.input_shape)}: {first}") from None
+    classes = logits.shape[-1] if logits.dim() == 2 else None
+    if classes != dataset.num_classes:
+        returns = f"{classes} logits" if classes is not None else \
+            f"outputs of shape {tuple(logits.shape)}"
+        raise UsageError(f"model {source} returns {returns}, but {dataset.name} has "
+                         f"{dataset.num_classes} classes (other --labels?)")
+    if recorded.get("name") not in (None, dataset.name):
+        log(f"note: model {source} was trained on {recorded['name']}; evaluating it on "
+            f"{dataset.name} (same input shape)")
+
+
+def evaluation_preflight(config: Any, model: Any, card: dict[str, Any],
+                         recorded: dict[str, Any], dataset: Any) -> None:
+    """What `advlab evaluate` checks once the model and data are loaded, before it prints its
+    plan or writes a file: the model fits the data, ``n`` fits the split; then it logs which
+    attack runs at which norm of the grid and which pairs are skipped."""
+    from advlab.evaluation.runs import build_runs, coverage_line, norm_coverage
+
+    check_model_fits(model, str(card.get("source")), recorded, dataset, config.device)
+    size = len(dataset.y_test if config.split == "test" else dataset.y_train)
+    if config.n is not None and config.n > size:
+        raise UsageError(f"n = {config.n} (--n, or n in the config file) exceeds the {size} "
+                         f"samples of the {config.split} split of {dataset.name}")
+    log(coverage_line(norm_coverage(build_runs(config.attacks), config.eps)))

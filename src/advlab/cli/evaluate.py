@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from advlab.cli.common import UsageError, load_model, log, recorded_dataset
+from advlab.cli.common import (
+    UsageError,
+    evaluation_preflight,
+    load_model,
+    log,
+    recorded_dataset,
+)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +41,7 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
     model, card, recorded = load_model(config)
     dataset, path, options = recorded_dataset(config.dataset, config.data_path,
                                               config.dataset_options, recorded)
+    evaluation_preflight(config, model, card, recorded, dataset)
     name = dataset.name
     out = Path(config.out)
     log(f"evaluating {card.get('source')} on {config.n} {config.split} samples of {name}; "
@@ -99,13 +106,16 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def attacks(args: argparse.Namespace) -> dict[str, Any]:
+    """The registry with each attack's knobs, read without importing torch."""
+    import inspect
+
     from advlab.attacks import ATTACKS
-    from advlab.evaluation import attack_parameters
+    from advlab.attacks.knobs import static_knobs
 
     rows = []
     for name, spec in ATTACKS.items():
-        knobs = {k: (None if p.default is p.empty else p.default)
-                 for k, p in attack_parameters(name).items()}
+        knobs = {k: (None if v is inspect.Parameter.empty else v)
+                 for k, v in static_knobs(spec.function).items()}
         kind = "minimal-norm" if spec.minimal_norm else "fixed eps"
         log(f"{name:<18} {','.join(spec.norms):<12} {kind:<13} "
              + " ".join(f"{k}={v}" for k, v in knobs.items()))

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from advlab.cli.common import (
+    COUNT,
+    RATE,
+    SEED,
     UsageError,
     attack_from_flag,
+    check_model_fits,
     load_dataset,
     load_model,
     log,
     model_and_data_options,
+    number,
     recorded_dataset,
 )
 
@@ -30,21 +35,22 @@ def register(sub: Any) -> None:
     p.add_argument("--method", required=True, choices=METHODS)
     model_and_data_options(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--n", type=int, default=200, help="samples explained (default 200)")
+    p.add_argument("--n", type=number(int, 2), default=200,
+                   help="samples explained (default 200)")
     p.add_argument("--target", default="predicted",
                    help="class explained: 'predicted', 'label' or a class index")
-    p.add_argument("--steps", type=int, default=32, help="integrated gradients: steps")
-    p.add_argument("--samples", type=int, default=25,
+    p.add_argument("--steps", type=COUNT, default=32, help="integrated gradients: steps")
+    p.add_argument("--samples", type=COUNT, default=25,
                    help="shap: permutations; gradient-shap: draws per sample")
-    p.add_argument("--background", type=int, default=100,
+    p.add_argument("--background", type=number(int, 2), default=100,
                    help="SHAP methods: reference rows drawn from the training split")
-    p.add_argument("--permutations", type=int, default=10, help="permutation: B")
+    p.add_argument("--permutations", type=COUNT, default=10, help="permutation: B")
     p.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy",
                    help="permutation: the loss")
-    p.add_argument("--top", type=int, default=20, help="features shown in the bar chart")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=COUNT, default=20, help="features shown in the bar chart")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=COUNT, help="torch intra-op threads (default: torch's)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(run=explain)
 
@@ -57,20 +63,20 @@ def register(sub: Any) -> None:
     r.add_argument("--k", type=int, nargs="+", default=[5, 10, 15, 20, 30],
                    help="the top-k grid (default 5 10 15 20 30)")
     r.add_argument("--norm", choices=("linf", "l2", "l1"), default="linf")
-    r.add_argument("--eps", type=float, default=0.1)
+    r.add_argument("--eps", type=RATE, default=0.1)
     r.add_argument("--train-attack", default="fgsm", metavar="NAME[:KEY=VALUE,...]",
                    help="crafts the adversarial training set A against B (default fgsm)")
     r.add_argument("--eval-attack", nargs="+", default=["fgsm", "bim", "pgd:steps=20"],
                    metavar="NAME[:KEY=VALUE,...]", help="white-box evaluation attacks")
-    r.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
-    r.add_argument("--epochs", type=int, default=10)
-    r.add_argument("--lr", type=float, default=1e-3)
-    r.add_argument("--importance-samples", type=int, default=5000)
-    r.add_argument("--permutations", type=int, default=10)
+    r.add_argument("--hidden", type=COUNT, nargs="+", default=[128, 64])
+    r.add_argument("--epochs", type=COUNT, default=10)
+    r.add_argument("--lr", type=RATE, default=1e-3)
+    r.add_argument("--importance-samples", type=COUNT, default=5000)
+    r.add_argument("--permutations", type=COUNT, default=10)
     r.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy")
-    r.add_argument("--eval-samples", type=int, default=2000)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    r.add_argument("--eval-samples", type=COUNT, default=2000)
+    r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--threads", type=COUNT, help="torch intra-op threads (default: torch's)")
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(run=robust_features)
@@ -80,8 +86,6 @@ def _threads(args: argparse.Namespace) -> None:
     import torch
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
 
@@ -99,14 +103,11 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.explain.explanation import explain_samples
     from advlab.report.explanations import write_explanation
 
-    if args.n < 2 or args.steps < 1 or args.samples < 1 or args.background < 2 or \
-            args.permutations < 1:
-        raise UsageError("need --n >= 2, --steps >= 1, --samples >= 1, --background >= 2 and "
-                         "--permutations >= 1")
     _threads(args)
     config = argparse.Namespace(model=args.model, model_factory=None, device=args.device)
     model, _, recorded = load_model(config)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
+    check_model_fits(model, args.model, recorded, dataset, args.device)
     target = _target(args.target)
     if isinstance(target, int) and not 0 <= target < dataset.num_classes:
         raise UsageError(f"--target {target} is not a class index in [0, {dataset.num_classes})")
@@ -131,20 +132,20 @@ def robust_features(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.explain import TrainSettings, robust_feature_selection
     from advlab.report.explanations import write_robust_features
 
-    if min(args.k) < 1 or args.eps <= 0 or args.epochs < 1:
-        raise UsageError("need every --k >= 1, --eps > 0 and --epochs >= 1")
+    if min(args.k) < 1:
+        raise UsageError(f"need every --k >= 1, got {min(args.k)}")
     _threads(args)
+    train_attack, train_info = attack_from_flag(args.train_attack, args.norm)
+    evals = {}
+    for text in args.eval_attack:
+        fn, info = attack_from_flag(text, args.norm)
+        evals[info["name"]] = fn
     dataset = load_dataset(args)
     if dataset.x_train.dim() != 2:
         raise UsageError(f"robust-features is for tabular data; {dataset.name} has inputs of "
                          f"shape {tuple(dataset.x_train.shape[1:])}")
     torch.manual_seed(args.seed)  # the CLI alone seeds globally; the library takes seeds
     threat = ThreatModel(args.norm, args.eps, dataset.domain)
-    train_attack, train_info = attack_from_flag(args.train_attack, args.norm)
-    evals = {}
-    for text in args.eval_attack:
-        fn, info = attack_from_flag(text, args.norm)
-        evals[info["name"]] = fn
     log(f"robust feature selection on {dataset.name}: k in {args.k}, {args.norm} eps "
         f"{args.eps}, A crafted with {train_info['name']}")
     result = robust_feature_selection(

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from advlab.cli.common import COUNT, RATE, SEED, UsageError, load_dataset, log, number
 
-from advlab.cli.common import UsageError, load_dataset, log
+if TYPE_CHECKING:
+    import torch
 
 ATTACKS = ("label-flip", "svm-injection", "backdoor")
 
@@ -36,42 +37,41 @@ def register(sub: Any) -> None:
                    help="NSL-KDD / KDD Cup 99 labels")
     p.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--rate", type=float, default=0.05,
+    p.add_argument("--rate", type=number(float, 0, 1), default=0.05,
                    help="poisoned fraction of the training set (label-flip, backdoor)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", type=int, default=1, help="seeds for the curve (SVM attacks)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--seeds", type=COUNT, default=1, help="seeds for the curve (SVM attacks)")
     svm = p.add_argument_group("SVM attacks (label-flip, svm-injection)")
     svm.add_argument("--classes", help="the two classes to keep, e.g. 7,1")
-    svm.add_argument("--n-train", type=int, default=200, help="training rows (default 200)")
-    svm.add_argument("--n-val", type=int, default=500,
+    svm.add_argument("--n-train", type=COUNT, default=200, help="training rows (default 200)")
+    svm.add_argument("--n-val", type=COUNT, default=500,
                      help="the attacker's validation rows, drawn from the training split")
     svm.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
     svm.add_argument("--mode", choices=("random", "adversarial"), default="adversarial",
                      help="label-flip: random or greedy adversarial flips")
-    svm.add_argument("--points", type=int, default=5, help="svm-injection: points to inject")
+    svm.add_argument("--points", type=COUNT, default=5, help="svm-injection: points to inject")
     bd = p.add_argument_group("backdoor")
-    bd.add_argument("--target", type=int, default=0, help="the class triggered inputs go to")
-    bd.add_argument("--patch-size", type=int, default=3, help="image trigger: patch size")
+    bd.add_argument("--target", type=number(int, 0), default=0,
+                    help="the class triggered inputs go to")
+    bd.add_argument("--patch-size", type=COUNT, default=3, help="image trigger: patch size")
     bd.add_argument("--trigger-features", metavar="NAME=VALUE,...",
                     help="tabular trigger: features and values, e.g. urgent=1,flag=SH=1")
     bd.add_argument("--model", choices=("mlp", "small_cnn"), help="default: small_cnn for "
                     "images, mlp otherwise")
-    bd.add_argument("--epochs", type=int, default=10)
-    bd.add_argument("--lr", type=float, default=2e-3)
+    bd.add_argument("--epochs", type=COUNT, default=10)
+    bd.add_argument("--lr", type=RATE, default=2e-3)
     bd.add_argument("--defense", choices=("none", "activation-clustering"), default="none")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=poison)
 
 
 def poison(args: argparse.Namespace) -> dict[str, Any]:
-    if not 0 <= args.rate <= 1:
-        raise UsageError(f"--rate must lie in [0, 1], got {args.rate}")
     ds = load_dataset(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.attack == "backdoor":
         summary, poisoned = _backdoor(args, ds)
     else:
         summary, poisoned = _svm_attack(args, ds)
+    args.out.mkdir(parents=True, exist_ok=True)  # only once the settings proved valid
     from safetensors.torch import save_file
 
     from advlab.report.poisoning import SCHEMA, write_poisoning_report

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from advlab.data.base import Dataset
 from advlab.domain import Domain
@@ -44,6 +42,9 @@ def digits(*, upsample: bool = False, test_size: float = 0.25, seed: int = 0) ->
     """
     if not 0 < test_size < 1:
         raise ValueError(f"digits: test_size must be in (0, 1), got {test_size}")
+    from sklearn.datasets import load_digits  # imported here: sklearn is slow to import
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     images = (np.asarray(bunch.images, dtype=np.float64) / 16.0).astype(np.float32)
     y = np.asarray(bunch.target, dtype=np.int64)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from advlab.data.base import Dataset
 from advlab.data.kdd_encode import encode
@@ -80,6 +79,8 @@ def kddcup99(path: str | Path, *, labels: LabelMode = "binary", test_size: float
     if len(records) < 2:
         raise ValueError(f"kddcup99: {file} has {len(records)} valid record(s); a train/test "
                          "split needs at least 2")
+    from sklearn.model_selection import train_test_split  # slow to import: only when used
+
     stratify, mode = _stratify_target(records, test_size)
     train_idx, test_idx = train_test_split(np.arange(len(records)), test_size=test_size,
                                            random_state=seed, stratify=stratify)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from advlab.data.base import DataFormatError, Dataset
 from advlab.data.reading import BadRows, OnBadRows, check_on_bad_rows, find_file, warn_skipped
@@ -134,6 +133,8 @@ def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
     if not 0 < test_size < 1:
         raise ValueError(f"tuandromd: test_size must be in (0, 1), got {test_size}")
     file = find_file(Path(path), ("TUANDROMD.csv", "*.csv"), "tuandromd")
+    from sklearn.model_selection import train_test_split  # slow to import: only when used
+
     names, x, y, bad_rows, blank = _read(file, on_bad_rows)
     warn_skipped(file, bad_rows.skipped, bad_rows.lines)
     counts = np.bincount(y, minlength=2)

@@ -39,10 +39,13 @@ class DetectionStudy:
 def detection_study(model: nn.Module, dataset: Dataset, threat: ThreatModel,
                     attacks: Mapping[str, Attack], *, n: int = 400, fpr: float = 0.05,
                     features: Literal["activations", "logits"] = "logits", rounds: int = 0,
-                    fine_tune_epochs: int = 2, seed: int = 0,
+                    fine_tune_epochs: int = 2, seed: int = 0, keep_last: bool = False,
                     progress: bool = True) -> DetectionStudy:
     """Fit, calibrate and measure a detector; ``attacks`` maps ``"seen"`` (the attack the
-    detector learns) and optionally ``"unseen"`` to configured attacks.
+    detector learns) and optionally ``"unseen"`` to configured attacks. With ``rounds``, the
+    model ends with the weights of the round that was most robust on the held-out set (warning
+    when a round lowered it), or of the last round with ``keep_last``
+    (:func:`~advlab.defenses.retraining.detect_and_retrain`).
 
     Raises ``ValueError`` when the splits are too small for ``n`` (3·n training rows and n test
     rows are needed) or ``fpr`` is not in (0, 1).
@@ -80,7 +83,7 @@ def detection_study(model: nn.Module, dataset: Dataset, threat: ThreatModel,
             rounds=rounds, replay=pool, test=(x_held, y_held),
             eval_attacks={key: (fn, threat) for key, fn in attacks.items()},
             calibration=x_train[cal_idx], fpr=fpr, fine_tune_epochs=fine_tune_epochs,
-            seed=seed, progress=progress)
+            seed=seed, keep_last=keep_last, progress=progress)
     return DetectionStudy(metrics, float(threshold), report)
 
 
@@ -89,4 +92,5 @@ def describe(study: DetectionStudy) -> dict[str, Any]:
     out: dict[str, Any] = {"detector": study.metrics, "threshold": study.threshold}
     if study.retrain is not None:
         out["rounds"] = study.retrain.to_dicts()
+        out["kept"] = study.retrain.kept_record
     return out

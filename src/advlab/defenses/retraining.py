@@ -17,6 +17,12 @@ retraining, verification against ground-truth labels". :func:`detect_and_retrain
 6. clean and robust accuracy are measured before and after, against fresh white-box attacks on
    the current model: the attack the loop saw, and attacks it did not see.
 
+Retraining can make the model *less* robust (a fine-tune on few flagged inputs can overfit
+them), so each round that lowers robust accuracy on the held-out
+set raises a ``RuntimeWarning``, and the model ends with the weights of the best measurement:
+the highest worst-case robust accuracy over ``eval_attacks`` (the original weights count as
+round ``None``), unless ``keep_last=True``.
+
 Everything random comes from generators seeded by ``seed`` (never the global RNG), so a run is
 reproducible. The model is fine-tuned *in place* (the detector reads the same model); pass a
 ``copy.deepcopy`` to keep the original.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -112,16 +119,30 @@ class RoundRecord:
 
 @dataclass
 class RetrainReport:
-    """The per-round records of :func:`detect_and_retrain` and its settings."""
+    """The per-round records of :func:`detect_and_retrain` and its settings; ``kept`` is the
+    round whose weights the model holds at the end (``None``: the original weights)."""
 
     rounds: list[RoundRecord]
     settings: dict[str, Any]
+    kept: int | None = None
+
+    @property
+    def kept_record(self) -> dict[str, Any]:
+        """Clean and robust accuracy of the weights the model holds at the end."""
+        if self.kept is None:
+            first = self.rounds[0]
+            return {"round": None, "clean_accuracy": first.clean_accuracy_before,
+                    "robust_accuracy": dict(first.robust_accuracy_before)}
+        r = self.rounds[self.kept]
+        return {"round": r.round, "clean_accuracy": r.clean_accuracy_after,
+                "robust_accuracy": dict(r.robust_accuracy_after)}
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rounds]
 
     def to_json(self) -> str:
-        return json.dumps({"settings": self.settings, "rounds": self.to_dicts()}, indent=2)
+        return json.dumps({"settings": self.settings, "rounds": self.to_dicts(),
+                           "kept": self.kept_record}, indent=2)
 
 
 def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSource, *,
@@ -131,7 +152,7 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
                        fine_tune_epochs: int = 2, lr: float = 1e-3, batch_size: int = 64,
                        replay_ratio: float = 1.0,
                        refit_with: tuple[Attack, ThreatModel] | None = None,
-                       refit_size: int = 256, seed: int = 0,
+                       refit_size: int = 256, seed: int = 0, keep_last: bool = False,
                        progress: bool = False) -> RetrainReport:
     """Run the reactive loop (module docstring) for ``rounds`` rounds; return its records.
 
@@ -155,6 +176,10 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
             they were crafted against older models, and a detector refitted on them lost most of
             its detection rate in our runs (docs/detection.md).
         seed: seeds every generator (replay draws, fine-tune shuffling, attacks).
+        keep_last: keep the last round's weights; by default the model ends with the weights
+            of the best measurement on ``test`` (the highest worst-case robust accuracy over
+            ``eval_attacks``; clean accuracy without them), and the detector is recalibrated
+            on them (a detector refitted with ``refit_with`` keeps its last fit).
     """
     if rounds < 1 or fine_tune_epochs < 1 or replay_ratio < 0 or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"detect_and_retrain: need rounds >= 1, fine_tune_epochs >= 1, "
@@ -168,6 +193,7 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
     memory_x: list[Tensor] = []
     memory_y: list[Tensor] = []
     state = _measure(model, test, eval_attacks, seed, 0)
+    best = (_worst(state), None, _snapshot(model))
     records = []
     for r in tqdm(range(rounds), desc="detect-retrain", disable=not progress, leave=False):
         batch = source(model, r)
@@ -204,14 +230,38 @@ def detect_and_retrain(model: nn.Module, detector: Detector, traffic: TrafficSou
             threshold=float(detector.threshold) if detector.threshold is not None else math.nan,
             clean_accuracy_before=state[0], clean_accuracy_after=after[0],
             robust_accuracy_before=state[1], robust_accuracy_after=after[1]))
+        lowered = [f"{k} {state[1][k]:.1%} -> {v:.1%}" for k, v in after[1].items()
+                   if v < state[1][k]]
+        if lowered:
+            warnings.warn(f"detect_and_retrain: round {r} lowered robust accuracy on the "
+                          f"held-out set: {', '.join(lowered)}", RuntimeWarning, stacklevel=2)
+        if _worst(after) > best[0]:
+            best = (_worst(after), r, _snapshot(model))
         state = after
+    kept = records[-1].round
+    if not keep_last and best[1] != kept:
+        model.load_state_dict(best[2])
+        kept = best[1]
+        if calibration is not None:
+            detector.calibrate(calibration, fpr)
     settings = {"rounds": rounds, "fpr": fpr, "fine_tune_epochs": fine_tune_epochs, "lr": lr,
                 "batch_size": batch_size, "replay_ratio": replay_ratio,
                 "refit_detector": refit_with is not None,
                 "refit_size": refit_size if refit_with is not None else 0, "seed": seed,
+                "keep_last": keep_last,
                 "eval_attacks": {k: {"norm": t.norm, "eps": t.eps}
                                  for k, (_, t) in eval_attacks.items()}}
-    return RetrainReport(records, settings)
+    return RetrainReport(records, settings, kept)
+
+
+def _worst(state: tuple[float, dict[str, float]]) -> float:
+    """The score a round is kept by: worst-case robust accuracy (clean accuracy without
+    attacks)."""
+    return min(state[1].values()) if state[1] else state[0]
+
+
+def _snapshot(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _measure(model: nn.Module, test: tuple[Tensor, Tensor],

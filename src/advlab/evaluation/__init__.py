@@ -5,18 +5,13 @@ See docs/evaluation.md: ``evaluate(model, data, ["fgsm", {"name": "pgd", "steps"
 [0.05, 0.1])`` runs both attacks at both eps and returns an :class:`Evaluation`.
 """
 
-from advlab.evaluation.evaluate import Evaluation, ResumeError, evaluate
-from advlab.evaluation.poisoning import (
-    PoisoningCurve,
-    accuracy,
-    backdoor_success,
-    poisoning_curve,
-    predict_labels,
-)
-from advlab.evaluation.runs import AttackRun, attack_parameters, build_runs
-from advlab.evaluation.transfer import TransferMatrix, transferability_matrix
-from advlab.scoring import Score, score
+from advlab import _lazy_exports
 
-__all__ = ["AttackRun", "Evaluation", "PoisoningCurve", "ResumeError", "Score", "accuracy",
-           "attack_parameters", "backdoor_success", "build_runs", "evaluate", "poisoning_curve",
-           "predict_labels", "score", "TransferMatrix", "transferability_matrix"]
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, {
+    "evaluate": ["Evaluation", "ResumeError", "evaluate"],
+    "poisoning": ["PoisoningCurve", "accuracy", "backdoor_success", "poisoning_curve",
+        "predict_labels"],
+    "runs": ["AttackRun", "attack_parameters", "build_runs"],
+    "transfer": ["TransferMatrix", "transferability_matrix"],
+    "advlab.scoring": ["Score", "score"],
+})

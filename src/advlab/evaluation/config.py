@@ -28,8 +28,10 @@ Errors name the file and the key; the CLI turns them into one line and exit code
 
 from __future__ import annotations
 
+import math
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from advlab.evaluation.runs import build_runs, convert_parameter, normalise_eps_grid
+from advlab.evaluation.runs import (
+    build_runs,
+    convert_parameter,
+    expand_norms,
+    make_run,
+    normalise_eps_grid,
+)
 
 KEYS = {"model", "model_factory", "dataset", "data_path", "dataset_options", "split", "attack",
         "eps", "n", "batch_size", "seed", "device", "out"}
@@ -47,7 +55,13 @@ REQUIRED = ("attack", "eps")
 
 
 class ConfigError(ValueError):
-    """A missing, unknown or malformed setting; the message names the file and the key."""
+    """A missing, unknown or malformed setting; the message names the file (and the line, where
+    one is known) or the flag, and the key. ``path`` and ``line`` hold them (or ``None``)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.path, self.line = path, line
 
 
 @dataclass
@@ -76,19 +90,37 @@ class EvalConfig:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML file; :class:`ConfigError` names the file, and the line and column
+    of a syntax error."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found", path=str(path))
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {err.start}); a TOML file is "
+                          "UTF-8", path=str(path), line=line) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}", path=str(path)) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+        message = str(err)
+        found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        line = getattr(err, "lineno", None) or (int(found.group(1)) if found else None)
+        column = getattr(err, "colno", None) or (int(found.group(2)) if found else None)
+        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)$", "", message)
+        where = f"{path}:{line}:{column}" if line is not None else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {message}", path=str(path), line=line) \
+            from None
 
 
 def parse_attack_flag(text: str) -> dict[str, Any]:
     """``"pgd:norm=l2,steps=40"`` -> ``{"name": "pgd", "norm": "l2", "steps": 40}``.
 
-    Knob values are converted with the types in the attack's signature.
+    Knob values are converted with the types in the attack's signature and checked against
+    their valid ranges; :class:`ConfigError` names the flag.
     """
     name, _, rest = text.partition(":")
     entry: dict[str, Any] = {"name": name.strip()}
@@ -97,11 +129,17 @@ def parse_attack_flag(text: str) -> dict[str, Any]:
         if not eq:
             raise ConfigError(f"--attack {text!r}: expected key=value, got {item!r}")
         entry[key.strip()] = value.strip()
+    try:
+        entry.update({k: convert_parameter(entry["name"], k, v)
+                      for k, v in entry.items() if k not in RESERVED_KEYS})
+        make_run(entry)
+    except ValueError as err:
+        raise ConfigError(f"--attack {text!r}: {err}") from None
     return entry
 
 
 def parse_eps_flag(text: str) -> tuple[str, list[float]]:
-    """``"linf=0.05,0.1"`` -> ``("linf", [0.05, 0.1])``."""
+    """``"linf=0.05,0.1"`` -> ``("linf", [0.05, 0.1])``; each eps positive and finite."""
     norm, eq, values = text.partition("=")
     if not eq:
         raise ConfigError(f"--eps {text!r}: expected NORM=EPS[,EPS...], e.g. linf=0.05,0.1")
@@ -111,20 +149,57 @@ def parse_eps_flag(text: str) -> tuple[str, list[float]]:
             out.append(float(v))
         except ValueError:
             raise ConfigError(f"--eps {text!r}: {v!r} is not a number") from None
+        if not math.isfinite(out[-1]) or out[-1] <= 0:
+            raise ConfigError(f"--eps {text!r}: eps must be positive and finite, got {v}")
     return norm.strip(), out
+
+
+class _Where:
+    """Names a setting in messages: the flag when it came from the command line, else the file
+    and the line of its key (found in the file's text; TOML parsers do not keep it)."""
+
+    def __init__(self, source: str, from_flags: set[str]) -> None:
+        self.source, self.from_flags = source, from_flags
+        path = Path(source)
+        self.lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
+            if source != "flags" and path.is_file() else []
+
+    def line(self, key: str, nth: int = 0) -> int | None:
+        pattern = re.compile(r"\s*\[\[\s*attack\s*\]\]" if key == "attack"
+                             else rf"\s*(\[\s*{re.escape(key)}\s*\]|{re.escape(key)}\s*=)")
+        hits = [i + 1 for i, text in enumerate(self.lines) if pattern.match(text)]
+        return hits[nth] if nth < len(hits) else None
+
+    def name(self, key: str) -> str:
+        """``--batch-size`` when the setting came from a flag, else ``batch_size``."""
+        return f"--{key.replace('_', '-')}" if key in self.from_flags else key
+
+    def __call__(self, key: str, message: str, nth: int = 0) -> ConfigError:
+        if key in self.from_flags:
+            flag = self.name(key)
+            return ConfigError(message if message.startswith(flag) else f"{flag}: {message}")
+        line = self.line(key, nth)
+        where = self.source if line is None else f"{self.source}:{line}"
+        return ConfigError(f"{where}: {message}", path=None if self.source == "flags" else
+                           self.source, line=line)
 
 
 def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
           source: str = "flags") -> EvalConfig:
-    """Merge a config file's settings with flags (flags given on the command line win)."""
+    """Merge a config file's settings with flags (flags given on the command line win), and
+    check the whole configuration: nothing has been loaded or written when this raises.
+
+    Attacks given without a norm run at every norm of the eps grid they support
+    (:func:`~advlab.evaluation.runs.expand_norms`).
+    """
     settings = dict(file_settings or {})
+    given = {k for k, v in flags.items() if v is not None and v != [] and v != {}}
+    where = _Where(source, given)
     unknown = sorted(set(settings) - KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(KEYS))}")
-    for key, value in flags.items():
-        if value is not None and value != [] and value != {}:
-            settings[key] = value
+        raise where(unknown[0], f"unknown key(s) {', '.join(unknown)}; known: "
+                    f"{', '.join(sorted(KEYS))}")
+    settings.update({k: flags[k] for k in given})
     for key in REQUIRED:
         if key not in settings:
             hint = {"attack": "the attacks to run: [[attack]] tables, or --attack NAME",
@@ -133,34 +208,17 @@ def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
     if "model" not in settings and "model_factory" not in settings:
         raise ConfigError(f"{source}: missing key 'model' (a model folder from `advlab train`; "
                           "or model_factory = 'module:function')")
-    attacks = settings["attack"]
-    if isinstance(attacks, Mapping) or isinstance(attacks, str):
-        attacks = [attacks]
-    entries = []
-    for i, entry in enumerate(attacks):
-        if isinstance(entry, str):
-            entry = parse_attack_flag(entry)
-        if not isinstance(entry, Mapping) or "name" not in entry:
-            raise ConfigError(f"{source}: attack #{i + 1} needs a 'name'")
-        entry = dict(entry)
-        reserved = {"name", "norm", "label", "target", "constraints"}
-        try:
-            entry.update({k: convert_parameter(entry["name"], k, v)
-                          for k, v in entry.items() if k not in reserved})
-        except ValueError as err:
-            raise ConfigError(f"{source}: attack #{i + 1}: {err}") from None
-        entries.append(entry)
+    _check_scalars(settings, where)
     eps = settings["eps"]
     if not isinstance(eps, Mapping):
-        raise ConfigError(f"{source}: 'eps' must be a table of norm = [eps, ...]")
-    eps = {str(k): list(v) if isinstance(v, Sequence) else [v] for k, v in eps.items()}
+        raise where("eps", "'eps' must be a table of norm = [eps, ...]")
+    eps = {str(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in eps.items()}
+    entries = _attack_entries(settings["attack"], where)
     try:
+        entries = [dict(e) for e in expand_norms(entries, eps)]  # type: ignore[arg-type]
         normalise_eps_grid(eps, build_runs(entries))
     except ValueError as err:
-        raise ConfigError(f"{source}: {err}") from None
-    for key, kind in (("n", int), ("batch_size", int), ("seed", int)):
-        if key in settings and settings[key] is not None and not isinstance(settings[key], kind):
-            raise ConfigError(f"{source}: {key!r} must be an integer, got {settings[key]!r}")
+        raise where("eps", str(err)) from None
     known = {k: settings[k] for k in ("model", "model_factory", "dataset", "data_path",
                                         "dataset_options", "split", "n", "batch_size", "seed",
                                         "device", "out") if k in settings}
@@ -168,3 +226,59 @@ def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
         if known.get(key) is not None:
             known[key] = str(known[key])
     return EvalConfig(attacks=entries, eps=eps, **known)
+
+
+RESERVED_KEYS = {"name", "norm", "label", "target", "constraints"}
+
+
+def _check_scalars(settings: Mapping[str, Any], where: _Where) -> None:
+    """Types and ranges of the settings that are not attacks or eps."""
+    for key, low in (("n", 1), ("batch_size", 1), ("seed", 0)):
+        value = settings.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise where(key, f"{where.name(key)} must be an integer, got {value!r}")
+        if value < low:
+            raise where(key, f"{where.name(key)} must be >= {low}, got {value}")
+    for key in ("model", "model_factory", "dataset", "data_path", "device", "out"):
+        value = settings.get(key)
+        if value is not None and not isinstance(value, (str, Path)):
+            raise where(key, f"{where.name(key)} must be a string, got {value!r}")
+    if settings.get("split", "test") not in ("test", "train"):
+        raise where("split", f"{where.name('split')} must be 'test' or 'train', got "
+                    f"{settings['split']!r}")
+    if not isinstance(settings.get("dataset_options", {}), Mapping):
+        raise where("dataset_options", "dataset_options must be a table, e.g. "
+                    "{ upsample = true }")
+
+
+def _attack_entries(attacks: Any, where: _Where) -> list[dict[str, Any]]:
+    """The ``[[attack]]`` entries, converted and checked one by one."""
+    if isinstance(attacks, (Mapping, str)):
+        attacks = [attacks]
+    if not isinstance(attacks, (list, tuple)):
+        raise where("attack", f"'attack' must be [[attack]] tables, got {attacks!r}")
+    entries = []
+    for i, entry in enumerate(attacks):
+        if isinstance(entry, str):
+            try:
+                entry = parse_attack_flag(entry)
+            except ConfigError as err:
+                if "attack" in where.from_flags:
+                    raise
+                raise where("attack", f"attack #{i + 1} {str(err).removeprefix('--attack ')}",
+                            i) from None
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise where("attack", f"attack #{i + 1} needs a 'name' (a string)", i)
+        entry = dict(entry)
+        try:
+            entry.update({k: convert_parameter(entry["name"], k, v)
+                          for k, v in entry.items() if k not in RESERVED_KEYS})
+            make_run(entry)
+        except ValueError as err:
+            raise where("attack", f"attack #{i + 1}: {err}", i) from None
+        entries.append(entry)
+    if not entries:
+        raise where("attack", "no attack to run: give at least one")
+    return entries

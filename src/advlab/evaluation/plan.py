@@ -3,9 +3,11 @@
 :func:`make_plan` checks the whole configuration before any work starts (attacks and their
 knobs, the eps grid, ``n``, ``batch_size``, the split), draws the samples with a generator
 seeded by ``seed``, cuts them into batches and fingerprints the lot, so that a resumed run can
-tell whether a results file is its own. Every attack call gets its own generator seed mixed
-from ``(seed, batch, run, eps)`` (:func:`call_seed`): a batch recomputed after an interruption
-draws exactly the random starts it drew the first time.
+tell whether a results file is its own; ``config["coverage"]`` records which attack ran at which
+norm of the grid and why the others did not (:func:`~advlab.evaluation.runs.norm_coverage`).
+Every attack call gets its own generator seed mixed from ``(seed, batch, run, eps)``
+(:func:`call_seed`): a batch recomputed after an interruption draws exactly the random starts it
+drew the first time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch import Tensor, nn
 
 from advlab.attacks import targets as target_makers
 from advlab.data.base import Dataset
-from advlab.evaluation.runs import AttackRun, build_runs, normalise_eps_grid
+from advlab.evaluation.runs import AttackRun, build_runs, norm_coverage, normalise_eps_grid
+from advlab.norms import NORMS
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,10 @@ def make_plan(dataset: Dataset, attacks: Iterable[Mapping[str, Any] | str | Atta
         **(dict(config) if config else {}),
     }
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    return Plan(runs, grid, calls, order, batches, run_config, _fingerprint(run_config, order))
+    fingerprint = _fingerprint(run_config, order)  # coverage follows from runs and grid
+    given = eps_grid if isinstance(eps_grid, Mapping) else grid
+    run_config["coverage"] = norm_coverage(runs, [k for k in given if k in NORMS])
+    return Plan(runs, grid, calls, order, batches, run_config, fingerprint)
 
 
 def call_seed(seed: int, batch: int, run: int, eps: float) -> int:

@@ -4,7 +4,13 @@ An :class:`AttackRun` names a registered attack, the norm of its threat model, i
 whether it works under the data set's full :class:`~advlab.domain.Domain` (``constraints =
 "domain"``, the default) or only under its bounds (``"box"``: the unconstrained attack that the
 reference libraries run, kept for contrast). Knobs are checked against the attack function's
-signature when the run is built, so a typo fails before any work starts.
+signature and their valid ranges (:mod:`advlab.attacks.knobs`) when the run is built, so a typo
+or ``steps=-3`` fails before any work starts.
+
+Norms: :func:`expand_norms` turns an entry that names no norm into one run per norm of the eps
+grid that the attack supports (what a configuration file and the CLI do), and
+:func:`norm_coverage` records, for every attack × grid norm, the runs that cover it or why none
+does, so that a norm grid an attack skips is never skipped silently.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advlab import attacks
+from advlab.attacks.knobs import knob_problem
 from advlab.norms import NORMS, Norm
 
 # Knobs that the runner sets itself: an attack run may not override them.
@@ -132,8 +139,21 @@ def _checked(run: AttackRun) -> AttackRun:
     if run.norm not in spec.norms:
         raise ValueError(f"attack {run.name!r} supports the norms {', '.join(spec.norms)}, "
                          f"not {run.norm!r}")
-    for key in run.params:
-        convert_parameter(run.name, key, run.params[key])
+    defaults = attack_parameters(run.name)
+    for key, value in run.params.items():
+        value = convert_parameter(run.name, key, value)
+        default = defaults[key].default
+        if isinstance(default, int) and not isinstance(default, bool) and \
+                isinstance(value, float):
+            raise ValueError(f"attack {run.name!r}: {key} must be an integer, got {value!r}")
+        hint = _type_hint(spec.fn, key)
+        choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
+        if choices and value not in choices:
+            raise ValueError(f"attack {run.name!r}: {key} must be one of "
+                             f"{', '.join(map(repr, choices))}, got {value!r}")
+        problem = knob_problem(run.name, key, value, spec.ranges)
+        if problem is not None:
+            raise ValueError(problem)
     if run.target is not None and run.target not in TARGETS:
         raise ValueError(f"attack {run.name!r}: target must be one of {', '.join(TARGETS)}, "
                          f"not {run.target!r}")
@@ -218,3 +238,67 @@ def worst_case_members(runs: Sequence[AttackRun]) -> list[AttackRun]:
         if run.constraints == "domain" or all(r.constraints == "box" for r in same_norm):
             out.append(run)
     return out
+
+
+def expand_norms(entries: Iterable[Mapping[str, Any] | str | AttackRun],
+                 grid_norms: Iterable[str]) -> list[Mapping[str, Any] | AttackRun]:
+    """One entry per norm for the entries that name none: an attack given without a norm runs at
+    every norm of the eps grid (``grid_norms``) that it supports, except the norms that another
+    entry of the same attack (name, constraints and target) names explicitly. Entries that name
+    a norm, and :class:`AttackRun` objects, are kept as they are.
+
+    Raises ``ValueError`` when an attack supports none of the grid's norms.
+    """
+    items = [{"name": e} if isinstance(e, str) else e for e in entries]
+    grid = [n for n in NORMS if n in set(grid_norms)]
+
+    def key(e: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (e.get("name"), str(e.get("constraints", "domain")), e.get("target"))
+
+    explicit = {(key(e), e.get("norm")) for e in items
+                if not isinstance(e, AttackRun) and "norm" in e}
+    out: list[Mapping[str, Any] | AttackRun] = []
+    for e in items:
+        if isinstance(e, AttackRun) or "norm" in e or not isinstance(e, Mapping):
+            out.append(e)
+            continue
+        spec = attacks.get(e.get("name"))  # type: ignore[arg-type]
+        norms = [n for n in grid if n in spec.norms and (key(e), n) not in explicit]
+        if not norms and not any(n in spec.norms for n in grid):
+            raise ValueError(f"attack {spec.name!r} supports the norms {', '.join(spec.norms)}; "
+                             f"the eps grid has {', '.join(grid) or 'none'}: add a grid for one "
+                             "of its norms")
+        out += [{**e, "norm": n} for n in norms]
+    return out
+
+
+def norm_coverage(runs: Sequence[AttackRun],
+                  grid_norms: Iterable[str]) -> list[dict[str, Any]]:
+    """Every attack × norm of the eps grid: the labels of the runs that cover it, or, when none
+    does, why (``reason``). The summary records it (``config.coverage``) and the report shows it,
+    so that a norm an attack did not run at is visible."""
+    grid = [n for n in NORMS if n in set(grid_norms)]
+    rows = []
+    for name in dict.fromkeys(r.name for r in runs):
+        spec = attacks.get(name)
+        mine = [r for r in runs if r.name == name]
+        for norm in grid:
+            labels = [r.label or r.name for r in mine if r.norm == norm]
+            reason = None
+            if not labels:
+                used = ", ".join(sorted({r.norm for r in mine}, key=NORMS.index))
+                reason = (f"not supported: {name} supports {', '.join(spec.norms)}"
+                          if norm not in spec.norms else f"its entries name the norm {used}")
+            rows.append({"attack": name, "norm": norm, "runs": labels, "reason": reason})
+    return rows
+
+
+def coverage_line(coverage: Sequence[Mapping[str, Any]]) -> str:
+    """The coverage as one log line: ``runs fgsm linf, l2; pgd linf · skipped pgd × l2 (...)``."""
+    ran: dict[str, list[str]] = {}
+    for row in coverage:
+        if row["runs"]:
+            ran.setdefault(row["attack"], []).append(row["norm"])
+    skipped = [f"{r['attack']} × {r['norm']} ({r['reason']})" for r in coverage if not r["runs"]]
+    text = "attack × norm: " + "; ".join(f"{a} {', '.join(n)}" for a, n in ran.items())
+    return text + (" · skipped: " + "; ".join(skipped) if skipped else "")

@@ -13,32 +13,16 @@
 The user guide and a worked NSL-KDD case study are in docs/xai-security.md.
 """
 
-from advlab.explain.attributions import (
-    deeplift_shap,
-    feature_mask,
-    grad_cam,
-    gradient_shap,
-    integrated_gradients,
-    saliency,
-    shapley_sampling,
-)
-from advlab.explain.explanation import attribution_ranking, explain_samples
-from advlab.explain.finetune import ShapPipeline, xai_fine_tune
-from advlab.explain.guided import guided_attack, restrict_threat, success_vs_k
-from advlab.explain.permutation import Importance, feature_groups, model_parts
-from advlab.explain.robust_features import (
-    FeatureSubset,
-    RobustFeatures,
-    TrainSettings,
-    robust_feature_selection,
-    select_robust,
-)
-from advlab.explain.signatures import ShapSignatureDetector
+from advlab import _lazy_exports
 
-__all__ = [
-    "attribution_ranking", "deeplift_shap", "explain_samples", "feature_groups", "feature_mask",
-    "FeatureSubset", "grad_cam", "gradient_shap", "guided_attack", "Importance",
-    "integrated_gradients", "model_parts", "restrict_threat", "robust_feature_selection",
-    "RobustFeatures", "saliency", "select_robust", "shapley_sampling", "ShapPipeline",
-    "ShapSignatureDetector", "success_vs_k", "TrainSettings", "xai_fine_tune",
-]
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, {
+    "attributions": ["deeplift_shap", "feature_mask", "grad_cam", "gradient_shap",
+        "integrated_gradients", "saliency", "shapley_sampling"],
+    "explanation": ["attribution_ranking", "explain_samples"],
+    "finetune": ["ShapPipeline", "xai_fine_tune"],
+    "guided": ["guided_attack", "restrict_threat", "success_vs_k"],
+    "permutation": ["Importance", "feature_groups", "model_parts"],
+    "robust_features": ["FeatureSubset", "RobustFeatures", "TrainSettings",
+        "robust_feature_selection", "select_robust"],
+    "signatures": ["ShapSignatureDetector"],
+})

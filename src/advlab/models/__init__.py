@@ -1,31 +1,12 @@
 """Models: a small zoo, standard training, safe save/load and composable wrappers."""
 
-from advlab.models.io import ModelFileError, load, read_sidecar, save
-from advlab.models.training import (
-    History,
-    TrainedModel,
-    accuracy,
-    fit,
-    fit_loop,
-    lr_schedule,
-    make_optimizer,
-    new_model,
-    split_validation,
-    train_classifier,
-    zoo_arguments,
-)
-from advlab.models.wrappers import (
-    Normalize,
-    QueryCounter,
-    check_logits,
-    eval_mode,
-    looks_like_probabilities,
-)
-from advlab.models.zoo import ARCHITECTURES, build, mlp, small_cnn
+from advlab import _lazy_exports
 
-__all__ = [
-    "accuracy", "ARCHITECTURES", "build", "check_logits", "eval_mode", "fit", "fit_loop",
-    "History", "load", "looks_like_probabilities", "lr_schedule", "make_optimizer", "mlp",
-    "ModelFileError", "new_model", "Normalize", "QueryCounter", "read_sidecar", "save",
-    "small_cnn", "split_validation", "train_classifier", "TrainedModel", "zoo_arguments",
-]
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, {
+    "io": ["ModelFileError", "load", "read_sidecar", "save"],
+    "training": ["History", "TrainedModel", "accuracy", "fit", "fit_loop", "lr_schedule",
+        "make_optimizer", "new_model", "split_validation", "train_classifier", "zoo_arguments"],
+    "wrappers": ["Normalize", "QueryCounter", "check_logits", "eval_mode",
+        "looks_like_probabilities"],
+    "zoo": ["ARCHITECTURES", "build", "mlp", "small_cnn"],
+})

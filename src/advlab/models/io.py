@@ -111,3 +111,21 @@ def load(folder: str | Path, *,
                              f"{unexpected[:3]}, wrong shapes {wrong[:3]})")
     model.load_state_dict(state)
     return model.to(device).eval(), sidecar
+
+
+def check_input_shape(recorded: dict[str, Any] | None, input_shape: tuple[int, ...],
+                      dataset: str, *, model: str | Path) -> None:
+    """Raise ``ValueError`` when data of ``input_shape`` (from the data set ``dataset``) cannot
+    go into the model whose sidecar records ``recorded`` (its ``dataset`` entry: the name and
+    ``input_shape`` of the data it was trained on). The message says which shape is which, so
+    that a mismatch is caught before any work, not as a matrix-multiplication error mid-run."""
+    recorded = recorded or {}
+    shape = recorded.get("input_shape")
+    if shape is None or tuple(shape) == tuple(input_shape):
+        return
+    trained = recorded.get("name") or "its training data"
+    hint = f"; use it on {trained}, or a model trained on {dataset}" \
+        if recorded.get("name") and recorded.get("name") != dataset else \
+        " (different preprocessing options?)"
+    raise ValueError(f"model {model} takes inputs of shape {tuple(shape)} (trained on "
+                     f"{trained}), but {dataset} has inputs of shape {tuple(input_shape)}{hint}")

@@ -12,11 +12,12 @@ The poisoning defense (spectral signatures) is in :mod:`advlab.defenses.spectral
 and the poisoning curve are in :mod:`advlab.evaluation.poisoning`.
 """
 
-from advlab.poisoning.backdoor import backdoor
-from advlab.poisoning.base import Poisoned
-from advlab.poisoning.label_flip import adversarial_label_flip, random_label_flip
-from advlab.poisoning.svm_poisoning import svm_injection
-from advlab.poisoning.triggers import FeatureTrigger, PatchTrigger
+from advlab import _lazy_exports
 
-__all__ = ["FeatureTrigger", "PatchTrigger", "Poisoned", "adversarial_label_flip", "backdoor",
-           "random_label_flip", "svm_injection"]
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, {
+    "backdoor": ["backdoor"],
+    "base": ["Poisoned"],
+    "label_flip": ["adversarial_label_flip", "random_label_flip"],
+    "svm_poisoning": ["svm_injection"],
+    "triggers": ["FeatureTrigger", "PatchTrigger"],
+})

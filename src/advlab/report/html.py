@@ -21,7 +21,6 @@ DASH = "–"
 SCHEMA = "advlab.evaluation/1"
 
 
-
 def _finite(x: object) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -210,10 +209,32 @@ def _headline(s: Mapping[str, Any]) -> str:
                  for w in worst if str(w.get("norm")) == norm]
     table = f'<div class="scroll"><table id="headline-table">{head}<tbody>{"".join(rows)}' \
             "</tbody></table></div>"
-    return section("headline", "Robust accuracy", table + _per_class(s, results, worst),
+    return section("headline", "Robust accuracy",
+                   table + _coverage(s) + _per_class(s, results, worst),
                     "Success rate is measured among clean-correct samples; Median ‖δ‖ is in the "
                     "attack's own norm; Valid is the share of adversarial points inside the "
                     "Domain. Worst case: per sample, over all attacks of that norm at that ε.")
+
+
+def _coverage(s: Mapping[str, Any]) -> str:
+    """Which attack ran at which norm of the eps grid, and why the skipped pairs were skipped."""
+    rows = _list(_mapping(s.get("config")).get("coverage"))
+    if not rows:
+        return ""
+    body = "".join(
+        f'<tr class="{"ran" if r.get("runs") else "skipped"}"><td>{text(r.get("attack"))}</td>'
+        f'<td>{escape(norm_label(r.get("norm")))}</td><td>'
+        + (", ".join(text(x) for x in r["runs"]) if r.get("runs") else
+           f'<span class="muted">skipped: {text(r.get("reason"))}</span>') + "</td></tr>"
+        for r in rows)
+    skipped = [f"{text(r.get('attack'))} × {escape(norm_label(r.get('norm')))}" for r in rows
+               if not r.get("runs")]
+    return (f'<p class="small" id="coverage-note">Attack × norm: {len(rows) - len(skipped)} of '
+            f"{len(rows)} pairs of the eps grid ran"
+            + (f"; skipped: {', '.join(skipped)} (reasons below)." if skipped else ".") + "</p>"
+            '<details><summary>Attack × norm coverage</summary><div class="scroll">'
+            '<table id="coverage-table"><thead><tr><th>Attack</th><th>Norm</th><th>Runs</th>'
+            f"</tr></thead><tbody>{body}</tbody></table></div></details>")
 
 
 def _per_class(s: Mapping[str, Any], results: list[Any], worst: list[Any]) -> str:
