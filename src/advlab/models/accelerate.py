@@ -127,8 +127,8 @@ class GradientPass:
             else:
                 with torch.autocast(x.device.type, dtype=_DTYPES[self.precision]):
                     logits, values = fn(x_req, y, t)
-            (grad,) = torch.autograd.grad(values.float().sum() * scale, x_req)
-        logits, values = logits.detach().float(), values.detach().float()
+            (grad,) = torch.autograd.grad(values.sum() * scale, x_req)
+        logits, values = logits.detach().to(x.dtype), values.detach().to(x.dtype)
         if scale != 1.0:
             grad = grad / scale
         if padded:
@@ -140,7 +140,7 @@ class GradientPass:
 
     def _eager(self, x: Tensor, y: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor]:
         logits = self.inner(x)
-        return logits, get_loss(self.loss)(logits.float(), y, t)
+        return logits, get_loss(self.loss)(logits.to(x.dtype), y, t)
 
     def _finite(self, grad: Tensor, x: Tensor, y: Tensor, t: Tensor | None) -> Tensor:
         bad = ~torch.isfinite(grad.flatten(1)).all(dim=1)
@@ -179,7 +179,7 @@ def _compile(model: Model, loss: str, *, cuda: bool) -> Callable[..., tuple[Tens
 
     def forward(x: Tensor, y: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor]:
         logits = run(x)
-        return logits, fn(logits.float(), y, t)
+        return logits, fn(logits.to(x.dtype), y, t)
 
     compiled = torch.compile(forward, dynamic=not cuda, mode="reduce-overhead" if cuda else None)
     compiled._advlab_model = model  # type: ignore[attr-defined]  # guards against id() reuse
