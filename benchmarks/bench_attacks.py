@@ -22,8 +22,9 @@ its own, chunked, forward+backward. The target is ≤ 1.05 for L∞ without earl
 reported for information only, for several intervals ``k`` between two compactions of the
 active set (:data:`advlab.attacks.iterate.COMPACT_EVERY`).
 
-``--curve`` also prints the fraction of samples still active at each step of a PGD-40 run with
-early stopping (the work that early stopping leaves), averaged over 3 random starts.
+``--repeats 0`` skips the timing. ``--curve`` also prints the fraction of samples still active at
+each step of a PGD-40 run with early stopping (the work that early stopping leaves), averaged
+over 3 random starts.
 
 ``--profile`` also prints the top functions of a cProfile run of each L∞ PGD call (no early stop).
 """
@@ -54,7 +55,7 @@ from common import (
 )
 
 import advlab.attacks.iterate as loop
-from advlab import ThreatModel
+from advlab import Domain, ThreatModel
 from advlab.attacks import pgd
 from advlab.losses import logits_and_grad
 from advlab.models.accelerate import GradientPass
@@ -113,7 +114,7 @@ class _Rows(GradientPass):
 
 def curve(subject: Subject, seeds: int = 3, steps: int = 40) -> list[float]:
     """Mean fraction of the samples active at each step of PGD-``steps`` L∞, early stopping."""
-    threat = ThreatModel("linf", EPS[subject.name]["linf"], subject.dataset.domain)
+    threat = ThreatModel("linf", EPS[subject.name]["linf"], Domain(0.0, 1.0))
     total = [0.0] * steps
     for seed in range(seeds):
         rec = _Rows(subject.model, "ce", False, "fp32")
@@ -162,7 +163,7 @@ def main() -> None:
     subjects.append((f"digits small_cnn, batch {args.digits_batch}×1×28×28",
                      digits_subject(args.digits_batch)))
     rows, to_profile = [], []
-    for label, subject in subjects:
+    for label, subject in subjects if args.repeats > 0 else []:  # --repeats 0: no timing
         log(f"timing {label} ...")
         cases = cases_for(subject)
         times = interleaved(cases, args.repeats)
@@ -178,20 +179,22 @@ def main() -> None:
                          "–" if floor else fmt(med / (STEPS * own))])
         linf = next(n for n in cases if n.startswith("pgd linf") and "False" in n)
         to_profile.append((f"{label}: {linf}", cases[linf]))
-    print(table(["model, batch", "case", "median ms", f"{STEPS} × f+b ms",
-                 f"pgd / ({STEPS} × f+b)", f"pgd / ({STEPS} × advlab's f+b)"], rows, "llrrrr"))
-    print("\nf+b: one forward+backward of the whole batch, as the reference libraries run it. "
-          "advlab's f+b: the same pass in advlab's row chunks (their number in brackets; "
-          "advlab.models.batching), the floor of its own steps; its row shows its ratio to the "
-          "whole batch.")
-    print("\nTarget: ratio ≤ 1.05 for L∞ with early_stop=False (issue 20). Domains: NSL-KDD = "
-          "the data set's Domain (one-hot/integer/binary relaxed, repaired at the end); "
-          "digits = [0, 1].")
+    if args.repeats > 0:
+        print(table(["model, batch", "case", "median ms", f"{STEPS} × f+b ms",
+                     f"pgd / ({STEPS} × f+b)", f"pgd / ({STEPS} × advlab's f+b)"], rows, "llrrrr"))
+        print("\nf+b: one forward+backward of the whole batch, as the reference libraries run it. "
+              "advlab's f+b: the same pass in advlab's row chunks (their number in brackets; "
+              "advlab.models.batching), the floor of its own steps; its row shows its ratio to the "
+              "whole batch.")
+        print("\nTarget: ratio ≤ 1.05 for L∞ with early_stop=False (issue 20). Domains: NSL-KDD = "
+              "the data set's Domain (one-hot/integer/binary relaxed, repaired at the end); "
+              "digits = [0, 1].")
     if args.curve:
         for label, subject in subjects:
             fractions = curve(subject)
-            print(f"\nActive fraction per step, PGD-40 L∞ early stopping, {label} (its Domain; "
-                  f"mean of 3 random starts); sum = {sum(fractions):.2f} of 40 steps:\n")
+            print(f"\nActive fraction per step, PGD-40 L∞ early stopping, {label} (box [0, 1] "
+                  f"as in compare.py; mean of 3 random starts); sum = {sum(fractions):.2f} of "
+                  "40 steps:\n")
             print(" ".join(f"{v:.2f}" for v in fractions))
     if args.profile:
         for name, fn in to_profile:
