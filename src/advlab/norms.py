@@ -87,7 +87,7 @@ def dual(p: Norm) -> Norm:
 
 
 def project(delta: Tensor, p: Norm, eps: float | Tensor, *, lower: Tensor | None = None,
-            upper: Tensor | None = None) -> Tensor:
+            upper: Tensor | None = None, out: Tensor | None = None) -> Tensor:
     """Exact Euclidean projection of each ``delta[i]`` onto ``{||d||_p <= eps_i} ∩ [lower, upper]``.
 
     Args:
@@ -95,11 +95,24 @@ def project(delta: Tensor, p: Norm, eps: float | Tensor, *, lower: Tensor | None
         p: the norm.
         eps: radius, a float or ``(N,)``; ``math.inf`` projects onto the box alone.
         lower, upper: optional box bounds broadcastable to ``delta``; the box must contain 0.
+        out: optional tensor of ``delta``'s shape to write the result into (it may be ``delta``
+            itself: L∞ then projects in place, without allocating).
 
     Returns:
         Tensor of ``delta``'s shape, dtype and device, inside the ball (to float rounding) and
-        inside the box.
+        inside the box; ``out`` when given.
     """
+    if out is not None:
+        if out.shape != delta.shape:
+            raise ValueError(f"project: out has shape {tuple(out.shape)}, delta "
+                             f"{tuple(delta.shape)}")
+        same = lower is None or (upper is not None and lower.dtype == upper.dtype == delta.dtype)
+        if p == "linf" and isinstance(eps, (int, float)) and eps >= 0 and same:
+            torch.clamp(delta, -eps, eps, out=out)  # the ball is a box: clamp in place
+            if lower is not None:
+                torch.clamp(out, lower, upper, out=out)
+            return out
+        return out.copy_(project(delta, p, eps, lower=lower, upper=upper))
     check_norm(p)
     if (lower is None) != (upper is None):
         raise ValueError("project: give both lower and upper, or neither")

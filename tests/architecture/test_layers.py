@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("advlab",),                   # the package root: the public API and __version__
     ("data",),
     ("models",),
-    ("losses",),
+    ("losses", "accelerate"),
     ("scoring",),
     ("attacks",),
     ("poisoning",),

@@ -14,31 +14,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from advlab import norms
+from advlab.accelerate import Precision, gradient_pass
 from advlab.attacks.common import (
     Model,
     check_inputs,
     expand_as_batch,
     index_or_none,
-    movable,
-    repaired_success,
     step_size_rule,
 )
-from advlab.losses import LossName, get_loss, is_success, logits_and_grad
-from advlab.models import batching
+from advlab.attacks.iterate import direction, iterate, linf_box
+from advlab.losses import LossName, get_loss
 from advlab.models.wrappers import check_logits, eval_mode
 from advlab.threat import ThreatModel
-
-
-def _direction(grad: Tensor, delta: Tensor, lo: Tensor, hi: Tensor, threat: ThreatModel,
-               coordinates_per_step: int | None) -> Tensor:
-    g = movable(grad, delta, lo, hi)
-    k = 1
-    if threat.norm == "l1":
-        d = math.prod(grad.shape[1:])
-        k = coordinates_per_step or max(1, d // 100)
-        k = min(k, d)
-    return norms.steepest_ascent(g, threat.norm, k=k)
 
 
 def fgsm_step(eps: float, *, random_start: bool = False, **_: Any) -> float:
@@ -59,7 +46,8 @@ def pgd_step(eps: float, *, steps: int = 40, **_: Any) -> float:
 @step_size_rule(fgsm_step)
 def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
          loss: LossName = "ce", random_start: bool = False, step_size: float | None = None,
-         generator: torch.Generator | None = None) -> Tensor:
+         generator: torch.Generator | None = None, compile: bool = False,
+         precision: Precision = "fp32") -> Tensor:
     """FGSM / FGM: one steepest-ascent step (Goodfellow, Shlens, Szegedy, ICLR 2015, eq. 3;
     arXiv:1412.6572), with its L2 and L1 generalisations and an optional random start.
 
@@ -73,6 +61,7 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
             ``"linf"``, ``"l2"`` or ``"l1"`` with a finite eps.
         loss: ``"ce"``, ``"margin"`` (C&W) or ``"dlr"``.
         random_start, step_size, generator: as above (``step_size`` defaults to ``eps``).
+        compile, precision: how the gradient pass runs (:mod:`advlab.accelerate`).
 
     Returns:
         ``x_adv`` inside ``threat`` (ball and domain), same shape, dtype and device as ``x``.
@@ -81,9 +70,10 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
     _check_norm("fgsm", threat)
     x = x.detach()
     alpha = step_size if step_size is not None else fgsm_step(threat.eps, random_start=random_start)
+    pass_ = gradient_pass(model, loss, compile=compile, precision=precision, device=x.device)
     with eval_mode(model):
         start = threat.random_point(x, generator, relax=True) if random_start else x
-        logits, _, grad = logits_and_grad(model, start, y, loss=loss, target=target)
+        logits, _, grad = pass_(start, y, target)
         check_logits(logits, where="fgsm: model")
         if threat.norm == "linf" and threat.domain.is_box and not random_start and \
                 alpha <= threat.eps:
@@ -94,13 +84,14 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
                 return step.clamp_(*scalar)
             lower, upper = threat.domain.bounds(x.flatten(1))
             return step.flatten(1).clamp_(lower, upper).reshape(x.shape)
-        lo, hi = threat.delta_bounds(x)
         if threat.norm == "linf" and not threat.domain.is_discrete:
             # ball ∩ box is a per-coordinate interval: one clamp is the exact projection, and the
             # clamp also undoes any step into a bound (so no masking of the gradient is needed)
-            delta = start - x + alpha * grad.sign()
-            return (x + delta.clamp(lo.clamp(min=-threat.eps), hi.clamp(max=threat.eps))).detach()
-        d = _direction(grad, start - x, lo, hi, threat, 1)
+            lo, hi = linf_box(threat, x)
+            step = torch.add(start, grad.sign_(), alpha=alpha)
+            return torch.clamp(step, lo, hi, out=step)
+        lo, hi = threat.delta_bounds(x)
+        d = direction(grad, start - x, lo, hi, threat, 1)
         x_adv = threat.project(start + alpha * d, x)
     return x_adv.detach()
 
@@ -108,7 +99,8 @@ def fgsm(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Ten
 @step_size_rule(bim_step)
 def bim(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
         steps: int = 10, step_size: float | None = None, loss: LossName = "ce",
-        early_stop: bool = True, coordinates_per_step: int | None = None) -> Tensor:
+        early_stop: bool = True, coordinates_per_step: int | None = None,
+        compile: bool = False, precision: Precision = "fp32") -> Tensor:
     """BIM, the basic iterative method (Kurakin, Goodfellow, Bengio, 2017, eq. 2;
     arXiv:1607.02533): FGSM steps from ``x`` itself, each followed by ``Clip_{x,eps}``, here the
     exact projection onto the ball ∩ domain. ``step_size`` defaults to ``1.25 * eps / steps``
@@ -121,15 +113,15 @@ def bim(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tens
     alpha = step_size if step_size is not None else bim_step(threat.eps, steps=steps)
     return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
                 early_stop=early_stop, restarts=1, random_start=False, generator=None,
-                coordinates_per_step=coordinates_per_step)
+                coordinates_per_step=coordinates_per_step, compile=compile, precision=precision)
 
 
 @step_size_rule(pgd_step)
 def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tensor | None = None,
         steps: int = 40, step_size: float | None = None, restarts: int = 1,
         random_start: bool = True, loss: LossName = "ce", early_stop: bool = True,
-        coordinates_per_step: int | None = None,
-        generator: torch.Generator | None = None) -> Tensor:
+        coordinates_per_step: int | None = None, generator: torch.Generator | None = None,
+        compile: bool = False, precision: Precision = "fp32") -> Tensor:
     """PGD, projected gradient descent on the loss (Madry et al., ICLR 2018, eq. 2;
     arXiv:1706.06083), in L∞, L2 and L1.
 
@@ -144,6 +136,9 @@ def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tens
         loss: ``"ce"``, ``"margin"`` (C&W f6 on logits) or ``"dlr"``.
         early_stop: freeze each sample at its first (repaired) success. ``False`` returns every
             sample's highest-loss iterate, which is what adversarial training wants.
+        compile, precision: how the gradient passes run (:mod:`advlab.accelerate`:
+            ``torch.compile``, ``"bf16"``/``"fp16"`` autocast); successes are always decided by
+            the float32 model.
         Others: see :mod:`advlab.attacks.common`.
 
     Returns:
@@ -156,7 +151,8 @@ def pgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *, target: Tens
     alpha = step_size if step_size is not None else pgd_step(threat.eps, steps=steps)
     return _run(model, x.detach(), y, threat, target, steps=steps, step_size=alpha, loss=loss,
                 early_stop=early_stop, restarts=restarts, random_start=random_start,
-                generator=generator, coordinates_per_step=coordinates_per_step)
+                generator=generator, coordinates_per_step=coordinates_per_step, compile=compile,
+                precision=precision)
 
 
 def _check_norm(name: str, threat: ThreatModel) -> None:
@@ -167,8 +163,9 @@ def _check_norm(name: str, threat: ThreatModel) -> None:
 def _run(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Tensor | None, *,
          steps: int, step_size: float, loss: str, early_stop: bool, restarts: int,
          random_start: bool, generator: torch.Generator | None,
-         coordinates_per_step: int | None) -> Tensor:
+         coordinates_per_step: int | None, compile: bool, precision: Precision) -> Tensor:
     get_loss(loss)
+    pass_ = gradient_pass(model, loss, compile=compile, precision=precision, device=x.device)
     out, best = x.clone(), torch.full((x.shape[0],), -math.inf, dtype=x.dtype, device=x.device)
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with eval_mode(model):
@@ -178,77 +175,11 @@ def _run(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Tensor
                 break
             x_i, y_i, t_i = x[idx], y[idx], index_or_none(target, idx)
             start = threat.random_point(x_i, generator, relax=True) if random_start else x_i
-            x_r, loss_r, succ_r = _iterate(model, x_i, y_i, t_i, threat, start, steps, step_size,
-                                           loss, early_stop, coordinates_per_step)
+            x_r, loss_r, succ_r = iterate(pass_, x_i, y_i, t_i, threat, start, steps=steps,
+                                          step_size=step_size, early_stop=early_stop,
+                                          coordinates_per_step=coordinates_per_step)
             better = succ_r | (loss_r > best[idx]) if not early_stop else torch.ones_like(succ_r)
             out[idx] = torch.where(expand_as_batch(better, x_r), x_r, out[idx])
             best[idx] = torch.where(better, loss_r, best[idx])
             done[idx] |= succ_r
     return out.detach()
-
-
-def _iterate(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: ThreatModel,
-             start: Tensor, steps: int, step_size: float, loss: str, early_stop: bool,
-             coordinates_per_step: int | None) -> tuple[Tensor, Tensor, Tensor]:
-    """One PGD run with per-sample early stopping. Returns (x_adv, loss, success) per sample.
-
-    The active batch is kept compacted (samples that succeed leave it), and every step costs
-    one forward+backward plus a few elementwise operations: L∞ projects with a precomputed box.
-    """
-    n = x0.shape[0]
-    out, out_loss = x0.clone(), torch.empty(n, dtype=x0.dtype, device=x0.device)
-    success = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    lo, hi = threat.delta_bounds(x0)
-    if threat.norm == "linf":  # ball ∩ box is a box: precompute it in absolute coordinates
-        lo, hi = x0 + lo.clamp_min(-threat.eps), x0 + hi.clamp_max(threat.eps)
-    t = target if target is not None else y
-    # active state, compacted together: x_adv, x0, y, target, lo, hi, best_x, best_loss,
-    # best_hit, original index
-    state = [start, x0, y, t, lo, hi, start,
-             torch.full((n,), -math.inf, dtype=x0.dtype, device=x0.device),
-             torch.zeros(n, dtype=torch.bool, device=x0.device), torch.arange(n, device=x0.device)]
-    loss_fn = get_loss(loss)
-    for step in range(steps + 1):
-        x_adv, xa, ya, ta, lo_a, hi_a, b_x, b_loss, b_hit, idx = state
-        ta_or_none = ta if target is not None else None
-        if step < steps:
-            logits, values, grad = logits_and_grad(model, x_adv, ya, loss=loss, target=ta_or_none)
-        else:
-            with torch.no_grad():
-                logits = batching.forward(model, x_adv)
-                values = loss_fn(logits, ya, ta_or_none)
-        if step == 0:
-            check_logits(logits, where="pgd: model")
-        hit = is_success(logits, ya, ta_or_none)
-        improved = values > b_loss
-        state[6] = torch.where(expand_as_batch(improved, x_adv), x_adv, b_x)
-        state[7] = torch.where(improved, values, b_loss)
-        state[8] = torch.where(improved, hit, b_hit)
-        if early_stop and bool(hit.any()):
-            h = hit.nonzero()[:, 0]
-            valid, ok = repaired_success(model, x_adv[h], xa[h], ya[h], threat,
-                                         None if target is None else ta[h])
-            h, valid = h[ok], valid[ok]
-            out[idx[h]], out_loss[idx[h]], success[idx[h]] = valid, values[h], True
-            keep = torch.ones_like(hit)
-            keep[h] = False
-            state = [v[keep] for v in state]
-            if step < steps:
-                grad = grad[keep]
-            if state[9].numel() == 0:
-                return out, out_loss, success
-        if step == steps:
-            break
-        x_adv, xa, lo_a, hi_a = state[0], state[1], state[4], state[5]
-        if threat.norm == "linf":
-            state[0] = torch.clamp(x_adv.add(grad.sign(), alpha=step_size), lo_a, hi_a)
-        else:
-            d = _direction(grad, x_adv - xa, lo_a, hi_a, threat, coordinates_per_step)
-            state[0] = xa + norms.project(x_adv - xa + step_size * d, threat.norm, threat.eps,
-                                          lower=lo_a, upper=hi_a)
-    _, xa, ya, ta, _, _, b_x, b_loss, b_hit, idx = state
-    if threat.domain.is_discrete:  # repair the kept point, then check success again
-        b_x, b_hit = repaired_success(model, b_x, xa, ya, threat,
-                                      None if target is None else ta)
-    out[idx], out_loss[idx], success[idx] = b_x, b_loss, b_hit
-    return out, out_loss, success

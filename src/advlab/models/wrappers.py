@@ -72,6 +72,8 @@ class QueryCounter(nn.Module):
     ``forwards`` grows by the batch size at each call; ``gradients`` by the batch size each time a
     backward pass reaches the model's output (a batched vector-Jacobian product, as DeepFool and
     JSMA use, counts once per sample). ``calls`` counts forward calls. ``reset()`` zeroes them.
+    A pass that runs the wrapped model itself (a compiled pass, :mod:`advlab.accelerate`)
+    reports its rows with :meth:`record`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -84,11 +86,17 @@ class QueryCounter(nn.Module):
     def reset(self) -> None:
         self.forwards = self.gradients = self.calls = 0
 
+    def record(self, rows: int, *, gradient: bool = False) -> None:
+        """Count one forward call of ``rows`` rows (and their gradients, with ``gradient``)."""
+        self.forwards += rows
+        self.calls += 1
+        if gradient:
+            self.gradients += rows
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
         n = int(x.shape[0])
-        self.forwards += n
-        self.calls += 1
+        self.record(n)
         if out.requires_grad:
             out.register_hook(lambda grad: self._count_gradient(n))
         return out
