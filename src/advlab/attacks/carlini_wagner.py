@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from advlab.attacks._discrete_repair import shorten
 from advlab.attacks.common import (
     Model,
     check_inputs,
@@ -113,6 +114,8 @@ def carlini_wagner_l2(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *
                 better = l2_t < best_l2
                 best_x = torch.where(expand_as_batch(better, x), x_t, best_x)
                 best_l2 = torch.where(better, l2_t, best_l2)
+        if threat.domain.is_discrete:  # advlab's extension: see attacks/_discrete_repair.py
+            best_x = shorten(model, x, best_x, torch.isfinite(best_l2), y, target, threat.domain)
         # x itself where it already succeeds (the tanh round trip would return x plus noise)
         best_x = torch.where(expand_as_batch(skip, x), x, best_x)
     return best_x.detach()
@@ -203,13 +206,15 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
     w = torch.where(direct, x, torch.atanh(unit)).masked_fill(fixed, 0.0)
     best_x, found = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
     inf = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
+    window = max(1, steps // 10)
     # the active batch, compacted whenever samples abort: (x, lo, span, fixed, direct, cls,
-    # const, w, m, v, best_l2, best_x, found, previous objective, original index, hi, step size,
+    # const, w, m, v, best_l2, best_x, found, the objectives of the last steps // 10 steps (a ring),
+    # original index, hi, step size,
     # hinge active: the f6 clamp at -confidence applies, see below)
     state = [x, lo, span, fixed, direct, cls, const, w, torch.zeros_like(w), torch.zeros_like(w),
-             inf, best_x.clone(), found.clone(), inf.clone(), torch.arange(n, device=x.device),
+             inf, best_x.clone(), found.clone(), inf[:, None].repeat(1, window),
+             torch.arange(n, device=x.device),
              hi, lr * scale, torch.full((n,), repair is None, device=x.device)]
-    check_every = max(1, steps // 10)
     # constant over the round (compaction keeps them true): skip the branches nobody takes
     all_direct, any_fixed, any_direct = bool(direct.all()), bool(fixed.any()), bool(direct.any())
 
@@ -245,7 +250,7 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
             state[10] = torch.where(better, l2, b_l2)
             state[11] = torch.where(expand_as_batch(better, x_ok), x_ok, b_x)
             state[12] = fnd | success
-            if repair is not None:  # see _discrete.py: f6 unclamped while the repair fails
+            if repair is not None:  # f6 unclamped while the repaired point fails
                 state[17] = success
             # x' = w on a face with a step pointing out: zero it, so that Adam's moments do not
             # pile up pushes that the projection undoes (the paper's objection to projecting)
@@ -259,11 +264,12 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
                 clipped = torch.minimum(torch.maximum(w, loa), hia)
                 w = clipped if all_direct else torch.where(dra, clipped, w)
             state[7] = w
-            if abort_early and t % check_every == 0:
-                # C&W's own rule: stop when the objective has not fallen by 0.01 % over the last
-                # tenth of the steps
-                stalled = objective > prev - 1e-4 * prev.abs()
-                state[13] = objective
+            if abort_early:
+                # C&W's own rule, checked at every step: stop when the objective has not fallen
+                # by 0.01 % since a tenth of the steps ago
+                ago = prev[:, t % window]  # inf until the window has filled: never stalled
+                stalled = objective > ago - 1e-4 * ago.abs()
+                prev[:, t % window] = objective
                 if bool(stalled.any()):
                     gone = state[14][stalled]
                     best_x[gone], found[gone] = state[11][stalled], state[12][stalled]
