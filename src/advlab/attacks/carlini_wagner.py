@@ -62,19 +62,31 @@ def carlini_wagner_l2(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *
       the box after every step, so every coordinate moves by up to ~``step_size`` per step;
       gradient components pushing out of a face are zeroed first, so the momentum does not
       fight the clipping (the paper's objection to projecting with momentum).
-    * ``"auto"``: per sample, ``"project"`` when more than 10% of its movable, bounded coordinates
-      lie on a face of the box (``x`` at a bound, or a monotone feature), else ``"tanh"``.
+    * ``"auto"``: ``"project"`` for every coordinate of a sample with more than 10% of its
+      movable, bounded coordinates on a face of the box (``x`` at a bound, or a monotone
+      feature), and for every coordinate whose box is much wider than the data (tanh's slope
+      ``dx'/dw`` at ``x`` over twice the sample's scale ``max(1, RMS(x))``: there each step of
+      ``step_size`` in ``w`` would move ``x'`` by up to ``step_size · (hi - lo) / 2``, ~1e4 in
+      a ±1e6 box); ``"tanh"`` elsewhere.
 
-    Coordinates unbounded on one side are optimised directly in both modes (clipped to their
-    finite bound). Each sample has its own ``c``, tuned by binary search over
-    ``binary_search_steps`` rounds (x10 until a first success); a run stops early for a sample
-    whose objective has not improved by 0.01% over a tenth of the steps. The smallest successful
-    L2 perturbation of every round is kept; on discrete domains, success and L2 are those of each
-    iterate's nearest valid point (one more forward pass per step). The untargeted f6 follows
-    the runner-up class, so it can settle on a farther boundary than the nearest one;
-    ``best_of_targets = k`` also runs the targeted attack towards the ``k`` classes with the
-    highest clean logits and keeps the smallest success, the paper's "best case" over targets
-    (k times the cost).
+    Coordinates unbounded on one side are optimised directly in every mode (clipped to their
+    finite bound); direct steps are ~``step_size`` in input units, so give data far from unit
+    scale a ``step_size`` at its scale. Each sample has its own ``c``, tuned by binary search over
+    ``binary_search_steps`` rounds (x10 until a first success); a sample stops searching once its
+    bracket of ``c`` is within 1% of its upper end, and samples that are already adversarial
+    never start. Within a round, a sample stops (C&W's abort-early) when its objective has not
+    fallen by 0.01% since a tenth of the steps ago. The smallest successful L2 perturbation of
+    every round is kept. The untargeted f6 follows the runner-up class, so it can settle on a
+    farther boundary than the nearest one; ``best_of_targets = k`` also runs the targeted attack
+    towards the ``k`` classes with the highest clean logits and keeps the smallest success, the
+    paper's "best case" over targets (k times the cost).
+
+    advlab's extension to discrete domains (integer, binary, one-hot features): every iterate
+    is judged by its nearest valid point (one more forward pass per step), and f6 stays
+    unclamped while that point fails, so the relaxed iterate is pushed past the boundary until
+    the repaired one crosses it too (the binary search then works on the repaired point's
+    success); the best valid success is finally moved back towards ``x`` while it succeeds
+    (:mod:`advlab.attacks._discrete_repair`). Every output is valid in the domain.
 
     Args:
         confidence: kappa, the logit margin required of a success.
@@ -98,7 +110,7 @@ def carlini_wagner_l2(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *
         raise ValueError(f"carlini_wagner_l2: box must be 'tanh', 'project' or 'auto', got {box!r}")
     x = x.detach()
     lo_d, hi_d = threat.domain.delta_bounds(x)
-    region = (x + lo_d, x + hi_d, *_direct(box, x, lo_d, hi_d))
+    region = (x + lo_d, x + hi_d, _direct(box, x, lo_d, hi_d))
     knobs = (confidence, steps, binary_search_steps, initial_const, step_size, abort_early)
     with eval_mode(model):
         with torch.no_grad():
@@ -121,39 +133,34 @@ def carlini_wagner_l2(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *
     return best_x.detach()
 
 
-def _direct(box: Box, x: Tensor, lo_d: Tensor, hi_d: Tensor) -> tuple[Tensor, Tensor]:
-    """Which coordinates are optimised directly (``x' = w``, projected steps) rather than through
-    tanh, and the scale of their steps, both of ``x``'s shape.
+def _direct(box: Box, x: Tensor, lo_d: Tensor, hi_d: Tensor) -> Tensor:
+    """Bool, ``x``'s shape: the coordinates optimised directly (``x' = w``, projected steps)
+    rather than through tanh.
 
     Unbounded coordinates are always direct. ``"auto"`` also makes direct every coordinate of a
     sample with more than ``_SATURATED`` of its movable, bounded coordinates on a face
     (``delta`` bound 0), and every coordinate whose box is much wider than the data: where
     tanh's slope at ``x``, ``dx'/dw = 2 (x - lo)(hi - x) / (hi - lo)``, exceeds ``_WIDE`` times
-    the sample's scale ``S = max(1, RMS of x over its movable coordinates)``. Direct coordinates
-    in boxes that wide (or unbounded) step by ``S`` times ``step_size``, the others by
-    ``step_size``.
+    the sample's scale ``max(1, RMS of x over its movable coordinates)``.
     """
-    span = hi_d - lo_d
-    can_move = span > 0
-    finite = torch.isfinite(span)
-    rows = x.shape[0]
-    scale = (x.square() * can_move).flatten(1).sum(1) / can_move.flatten(1).sum(1).clamp_min(1)
-    scale = expand_as_batch(scale.sqrt().clamp_min(1.0), x)
-    slope = 2 * (-lo_d) * hi_d / span.clamp_min(1e-30)
-    wide = ~finite | (slope > _WIDE * scale)
-    direct = ~finite
     if box == "project":
-        direct = torch.ones_like(direct)
-    elif box == "auto":
-        on_face = can_move & finite & ((lo_d >= 0) | (hi_d <= 0))
-        saturated = on_face.reshape(rows, -1).sum(1) > _SATURATED * can_move.reshape(
-            rows, -1).sum(1)
-        direct = direct | wide | expand_as_batch(saturated, x)
-    return direct, torch.where(direct & wide, scale, torch.ones_like(scale))
+        return torch.ones_like(x, dtype=torch.bool)
+    span = hi_d - lo_d
+    direct = ~torch.isfinite(span)
+    if box == "tanh":
+        return direct
+    rows, can_move = x.shape[0], span > 0
+    scale = (x.square() * can_move).reshape(rows, -1).sum(1) / can_move.reshape(
+        rows, -1).sum(1).clamp_min(1)
+    wide = 2 * (-lo_d) * hi_d / span.clamp_min(1e-30) > _WIDE * expand_as_batch(
+        scale.sqrt().clamp_min(1.0), x)
+    on_face = can_move & ~direct & ((lo_d >= 0) | (hi_d <= 0))
+    saturated = on_face.reshape(rows, -1).sum(1) > _SATURATED * can_move.reshape(rows, -1).sum(1)
+    return direct | wide | expand_as_batch(saturated, x)
 
 
 def _search(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Tensor | None,
-            region: tuple[Tensor, Tensor, Tensor, Tensor], confidence: float, steps: int,
+            region: tuple[Tensor, Tensor, Tensor], confidence: float, steps: int,
             binary_search_steps: int, initial_const: float, step_size: float,
             abort_early: bool, skip: Tensor) -> tuple[Tensor, Tensor]:
     """The per-sample binary search over ``c``; returns the best point and its L2 (inf if none).
@@ -191,7 +198,7 @@ def _search(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, target: Ten
 
 
 def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi: Tensor,
-              direct: Tensor, scale: Tensor, const: Tensor, confidence: float, steps: int,
+              direct: Tensor, const: Tensor, confidence: float, steps: int,
               lr: float, abort_early: bool, repair: Callable[[Tensor, Tensor], Tensor] | None,
               ) -> tuple[Tensor, Tensor]:
     """One round of Adam at fixed ``const``. Returns the smallest-L2 success per sample (or ``x``)
@@ -208,13 +215,12 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
     inf = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
     window = max(1, steps // 10)
     # the active batch, compacted whenever samples abort: (x, lo, span, fixed, direct, cls,
-    # const, w, m, v, best_l2, best_x, found, the objectives of the last steps // 10 steps (a ring),
-    # original index, hi, step size,
-    # hinge active: the f6 clamp at -confidence applies, see below)
+    # const, w, m, v, best_l2, best_x, found, the objectives of the last steps // 10 steps (a
+    # ring), original index, hi, hinge: whether f6 is clamped at -confidence, see below)
     state = [x, lo, span, fixed, direct, cls, const, w, torch.zeros_like(w), torch.zeros_like(w),
              inf, best_x.clone(), found.clone(), inf[:, None].repeat(1, window),
              torch.arange(n, device=x.device),
-             hi, lr * scale, torch.full((n,), repair is None, device=x.device)]
+             hi, torch.full((n,), repair is None, device=x.device)]
     # constant over the round (compaction keeps them true): skip the branches nobody takes
     all_direct, any_fixed, any_direct = bool(direct.all()), bool(fixed.any()), bool(direct.any())
 
@@ -236,7 +242,7 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
         return x_new.detach(), margin.detach(), l2sq.detach(), objective.detach(), grad
 
     for t in range(1, steps + 1):
-        xa, loa, spa, fix, dra, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia, lra, hinge = state
+        xa, loa, spa, fix, dra, ca, ka, w, m, v, b_l2, b_x, fnd, prev, idx, hia, hinge = state
         x_new, margin, l2sq, objective, grad = batching.map_rows(
             model, objective_and_grad, w, xa, loa, spa, fix, dra, ca, ka, hinge)
         with torch.no_grad():
@@ -251,7 +257,7 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
             state[11] = torch.where(expand_as_batch(better, x_ok), x_ok, b_x)
             state[12] = fnd | success
             if repair is not None:  # f6 unclamped while the repaired point fails
-                state[17] = success
+                state[16] = success
             # x' = w on a face with a step pointing out: zero it, so that Adam's moments do not
             # pile up pushes that the projection undoes (the paper's objection to projecting)
             if any_direct:
@@ -259,7 +265,7 @@ def _optimise(model: Model, x: Tensor, cls: Tensor, sign: float, lo: Tensor, hi:
                 grad = blocked if all_direct else torch.where(dra, blocked, grad)
             m.mul_(0.9).add_(grad, alpha=0.1)
             v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-            w = w - lra * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+            w = w - lr * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
             if any_direct:
                 clipped = torch.minimum(torch.maximum(w, loa), hia)
                 w = clipped if all_direct else torch.where(dra, clipped, w)

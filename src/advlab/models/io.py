@@ -87,7 +87,8 @@ def _line_of(raw: bytes, key: str) -> int | None:
 
 
 _CONVERT = ("advlab never unpickles model files. To convert it, in a Python session you trust: "
-            "state = torch.load(path, weights_only=True), then "
+            "state = torch.load(open(path, 'rb'), weights_only=True) (a file object: torch "
+            "reads a path ending in .safetensors as safetensors), then "
             "safetensors.torch.save_file(state, 'model.safetensors') (or rebuild the model, "
             "load_state_dict(state) and advlab.models.save(model, folder, ...))")
 
