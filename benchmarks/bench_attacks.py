@@ -56,9 +56,9 @@ from common import (
 
 import advlab.attacks.iterate as loop
 from advlab import Domain, ThreatModel
+from advlab.accelerate import GradientPass
 from advlab.attacks import pgd
 from advlab.losses import logits_and_grad
-from advlab.accelerate import GradientPass
 from advlab.models.batching import chunk_count
 
 STEPS = 20

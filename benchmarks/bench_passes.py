@@ -38,11 +38,11 @@ from common import (
 )
 
 from advlab import Domain, ThreatModel
+from advlab.accelerate import native
 from advlab.attacks import pgd
 from advlab.evaluation import score
 from advlab.losses import logits_and_grad
 from advlab.models import QueryCounter
-from advlab.accelerate import native
 
 EPS = {"digits": 0.1, "nsl-kdd": 0.05}
 PASSES: dict[str, dict[str, Any]] = {"eager fp32": {}, "compile=True": {"compile": True},

@@ -124,6 +124,27 @@ def test_carlini_wagner_inside_a_box_is_within_5_percent_and_never_below(problem
     assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.05
 
 
+# Domains much wider than the data (raw unscaled features, a ±1e6 box) and half-bounded ones:
+# through tanh a box of half-width 1e6 turns each Adam step of 0.01 in w into ~1e4 in x (C&W
+# returned hundreds of times the minimal distance); "auto" optimises such coordinates directly.
+WIDE = {"1": Domain(-1.0, 1.0), "1e3": Domain(-1e3, 1e3), "1e6": Domain(-1e6, 1e6),
+        "[-1e6, inf)": Domain(-1e6, math.inf), "(-inf, 1e6]": Domain(-math.inf, 1e6),
+        "[0, inf) shifted": Domain(0.0, math.inf)}
+
+
+@pytest.mark.parametrize("box", sorted(WIDE))
+def test_carlini_wagner_in_wide_and_half_bounded_boxes_is_within_5_percent(problem, box) -> None:
+    _, x, y, w, f = problem
+    model, x, f = binary_linear(w, 0.2 / 4), x / 4, f / 4
+    domain = WIDE[box]
+    if box.endswith("shifted"):  # the same problem moved into the positive orthant
+        model, x = binary_linear(w, 0.2 / 4 - 2 * float(w.sum())), x + 2
+    x_adv = carlini_wagner_l2(model, x, y, ThreatModel("l2", math.inf, domain))
+    ratio = norms.norm(x_adv - x, "l2") / (f.abs() / w.norm())
+    assert (model(x_adv).argmax(1) != y).all() and domain.contains(x_adv).all()
+    assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.05
+
+
 def test_no_linf_attack_succeeds_just_inside_the_boundary_distance(problem) -> None:
     model, x, y, w, f = problem
     eps = float((f.abs() / w.abs().sum()).min()) * 0.999

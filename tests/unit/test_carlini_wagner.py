@@ -15,6 +15,7 @@ from torch import nn
 
 from advlab import Domain, ThreatModel
 from advlab.attacks import carlini_wagner_l2
+from advlab.models import QueryCounter
 from advlab.scoring import score
 
 BOX = Domain(0.0, 1.0)
@@ -124,3 +125,44 @@ def test_rejects_an_unknown_box() -> None:
     model, x, y, _ = on_the_faces(2)
     with pytest.raises(ValueError, match="box must be"):
         carlini_wagner_l2(model, x, y, MINIMAL, box="clip")  # type: ignore[arg-type]
+
+
+def test_discrete_domain_reaches_the_exact_discrete_optimum_with_valid_outputs() -> None:
+    """Two continuous features with small weights, a binary flag with a large one and a one-hot
+    group: the relaxed optimum moves the flag to ~0.7, which rounds back to 1 (a failure), so
+    C&W must push past the boundary until the repaired point crosses it. The exact optimum is
+    the best of the 6 discrete choices, each completed by the closed-form continuous step."""
+    domain = Domain([-10.0, -10, 0, 0, 0, 0], [10.0, 10, 1, 1, 1, 1],
+                    kinds={2: "binary"}, one_hot_groups=[[3, 4, 5]])
+    threat = ThreatModel("l2", math.inf, domain)
+    w = torch.tensor([0.3, 0.3, 3.0, 0.0, 2.5, -1.0], dtype=torch.float64)
+    model = binary_linear(w, -1.5)
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(16, 6, dtype=torch.float64)
+    x[:, :2] = 0.6 * torch.rand(16, 2, generator=g, dtype=torch.float64) - 0.3
+    x[:, 2] = 1.0
+    x[torch.arange(16), 3 + torch.arange(16) % 3] = 1.0
+    y = torch.ones(16, dtype=torch.long)
+    assert (model(x).argmax(1) == 1).all()
+    optimum = torch.full((16,), math.inf, dtype=torch.float64)
+    for flag in (0.0, 1.0):
+        for hot in range(3):
+            z = x.clone()
+            z[:, 2], z[:, 3:] = flag, 0.0
+            z[:, 3 + hot] = 1.0
+            f = z @ w - 1.5
+            cont = f.clamp_min(0) / w[:2].norm()
+            optimum = torch.minimum(optimum, ((z - x).norm(dim=1) ** 2 + cont**2).sqrt())
+    x_adv = carlini_wagner_l2(model, x, y, threat)
+    assert bool(domain.contains(x_adv, x).all()), "every output must be a valid record"
+    assert score(model, x, y, x_adv, threat).success.all()
+    ratio = (x_adv - x).norm(dim=1) / optimum
+    assert ratio.min() >= 1.0 - 1e-9 and ratio.max() <= 1.1
+
+
+def test_samples_already_adversarial_cost_no_gradient() -> None:
+    model, x, y, _ = on_the_faces(4)
+    counter = QueryCounter(model)
+    x_adv = carlini_wagner_l2(counter, x, 1 - y, MINIMAL)  # the model already says "not 1 - y"
+    assert counter.gradients == 0
+    torch.testing.assert_close(x_adv, x)

@@ -451,3 +451,28 @@ def test_mnist_missing_and_ambiguous_files(tmp_path: Path) -> None:
     write_mnist(tmp_path, gz=False)  # train-images-idx3-ubyte beside train-images-...gz
     with pytest.raises(FileNotFoundError, match=r"ambiguous train images files"):
         mnist(tmp_path)
+
+
+def test_tuandromd_header_errors_name_the_missing_and_extra_columns(tmp_path: Path) -> None:
+    """With the data set's own names, a lost column is named; the count is said plainly."""
+    from advlab.data.tuandromd_features import FEATURE_NAMES
+
+    names = list(FEATURE_NAMES)
+    cases = {
+        "missing": (names[:10] + names[11:] + ["Label"],
+                    r"header has 241 columns, expected 242 \(241 feature names, then 'Label'\): "
+                    rf"1 feature column\(s\) missing: {re.escape(repr(names[10]))}; 240 feature "
+                    "columns where 241 are expected"),
+        "no_label": (names, r"header has 241 columns, expected 242 .*: no 'Label' column"),
+        "extra": (names + ["SEND_SMS_2", "Label"],
+                  r"header has 243 columns, .*1 unknown column\(s\): 'SEND_SMS_2'"),
+        "label_moved": (names[:5] + ["Label"] + names[5:],
+                        r"header is not 241 feature names, then 'Label': 'Label' is column 6, "
+                        "not the last"),
+    }
+    for case, (header, message) in cases.items():
+        file = write_csv(tmp_path / f"{case}.csv", t_rows(), header=header)
+        with pytest.raises(DataFormatError, match=loc(file, 1) + message):
+            tuandromd(file)
+    ok = write_csv(tmp_path / "ok.csv", t_rows(), header=names + ["Label"])
+    assert tuandromd(ok).feature_names == tuple(names)

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from advlab.errors import AdvlabError
+
 EXIT_USAGE = 2
 
 
-class UsageError(ValueError):
+class UsageError(AdvlabError):
     """A mistake in the command line or its inputs (exit code 2, no traceback)."""
 
 

@@ -1,24 +1,18 @@
-"""The dataset container every loader returns, and the error type for malformed files."""
+"""The dataset container every loader returns; :class:`~advlab.errors.DataFormatError` (the
+error type for malformed files) is re-exported from :mod:`advlab.errors`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from advlab.domain import Domain
+from advlab.errors import DataFormatError
 
-
-class DataFormatError(ValueError):
-    """A data file is malformed. The message names the file, the line and the problem."""
-
-    def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path, self.line, self.problem = str(path), line, problem
+__all__ = ["DataFormatError", "Dataset"]
 
 
 @dataclass(frozen=True, eq=False)

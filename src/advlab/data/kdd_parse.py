@@ -45,11 +45,13 @@ _CATEGORY_OF_ATTACK = np.array([CATEGORIES.index(ATTACK_CATEGORY[a]) for a in AT
 
 _CHUNK_ROWS = 50_000
 _DIFFICULTY_MAX = 21
+# largest count: float64 holds every integer up to 2**53, and the scaled grid stays representable
+_COUNT_MAX = 2.0**53
 
 # Constraint codes of the validated numeric columns.
 _COUNT, _FLAG, _RATE, _DIFFICULTY = 0, 1, 2, 3
 _CONSTRAINT_TEXT = {
-    _COUNT: "a non-negative integer count",
+    _COUNT: "a non-negative integer count (at most 2**53)",
     _FLAG: "0 or 1",
     _RATE: "a rate in [0, 1]",
     _DIFFICULTY: f"an integer difficulty level 0..{_DIFFICULTY_MAX}",
@@ -104,7 +106,7 @@ def _cell_problem(col: int, name: str, text: str, constraint: int) -> str | None
     if not np.isfinite(value):
         return f"{where}: value {text!r} is not finite"
     ok = {
-        _COUNT: value >= 0 and value == int(value),
+        _COUNT: 0 <= value <= _COUNT_MAX and value == int(value),
         _FLAG: value in (0.0, 1.0),
         _RATE: 0.0 <= value <= 1.0,
         _DIFFICULTY: value == int(value) and 0 <= value <= _DIFFICULTY_MAX,
@@ -169,7 +171,7 @@ class _RowChecker:
         ok = np.isfinite(values)
         c = self.constraints
         integral = values == np.floor(values)
-        ok &= np.where(c == _COUNT, (values >= 0) & integral, True)
+        ok &= np.where(c == _COUNT, (values >= 0) & (values <= _COUNT_MAX) & integral, True)
         ok &= np.where(c == _FLAG, (values == 0) | (values == 1), True)
         ok &= np.where(c == _RATE, (values >= 0) & (values <= 1), True)
         ok &= np.where(c == _DIFFICULTY, integral & (values >= 0) & (values <= _DIFFICULTY_MAX),

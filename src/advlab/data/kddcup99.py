@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advlab.data.base import Dataset
+from advlab.data.base import DataFormatError, Dataset
 from advlab.data.kdd_encode import encode
 from advlab.data.kdd_parse import KddRecords, read_kdd_file
 from advlab.data.kdd_schema import LabelMode, check_labels, class_names
@@ -77,8 +77,8 @@ def kddcup99(path: str | Path, *, labels: LabelMode = "binary", test_size: float
     records = read_kdd_file(file, difficulty=False, on_bad_rows=on_bad_rows)
     warn_skipped(file, records.skipped_rows, records.skipped_lines)
     if len(records) < 2:
-        raise ValueError(f"kddcup99: {file} has {len(records)} valid record(s); a train/test "
-                         "split needs at least 2")
+        raise DataFormatError(file, None, f"{len(records)} valid record(s); a train/test "
+                              "split needs at least 2")
     from sklearn.model_selection import train_test_split  # slow to import: only when used
 
     stratify, mode = _stratify_target(records, test_size)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from advlab.data.base import DataFormatError, Dataset
 from advlab.data.reading import BadRows, OnBadRows, check_on_bad_rows, find_file, warn_skipped
+from advlab.data.tuandromd_features import FEATURE_NAMES
 from advlab.domain import Domain
 
 N_FEATURES = 241
@@ -28,6 +31,58 @@ def _cell_problem(col: int, name: str, text: str, what: str) -> str | None:
     return f"{where}: {what} {text!r} is not 0 or 1"
 
 
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _header_problem(names: list[str]) -> str | None:
+    """Why a header is not ``N_FEATURES`` feature names then ``Label``, or ``None`` if it is.
+
+    Names the missing and extra columns: against the data set's own names
+    (:data:`~advlab.data.tuandromd_features.FEATURE_NAMES`) when most of the header's are theirs,
+    else by position and count. Empty and duplicate names are checked afterwards.
+    """
+    if len(names) == N_FEATURES + 1 and names[-1] == LABEL_COLUMN:
+        return None
+    known = set(FEATURE_NAMES)
+    details = []
+    if LABEL_COLUMN in names:
+        features = [n for n in names if n != LABEL_COLUMN]
+        if names[-1] != LABEL_COLUMN:
+            details.append(f"{LABEL_COLUMN!r} is column {names.index(LABEL_COLUMN) + 1}, not "
+                           "the last")
+    elif names[-1] in known:  # the label column is gone
+        features = names
+        details.append(f"no {LABEL_COLUMN!r} column (the last is the feature {names[-1]!r})")
+    else:  # the label column under another name
+        features = names[:-1]
+        details.append(f"the last column is {names[-1]!r}, expected {LABEL_COLUMN!r}")
+    if sum(n in known for n in features) > len(FEATURE_NAMES) / 2:
+        given = set(features)
+        missing = [n for n in FEATURE_NAMES if n not in given]
+        extra = [n for n in features if n not in known]
+        if missing:
+            details.append(f"{len(missing)} feature column(s) missing: {_names(missing)}")
+        if extra:
+            details.append(f"{len(extra)} unknown column(s): {_names(extra)}")
+    if len(features) != N_FEATURES:
+        details.append(f"{len(features)} feature columns where {N_FEATURES} are expected")
+    layout = f"{N_FEATURES} feature names, then {LABEL_COLUMN!r}"
+    head = (f"header has {len(names)} columns, expected {N_FEATURES + 1} ({layout})"
+            if len(names) != N_FEATURES + 1 else f"header is not {layout}")
+    return f"{head}: " + "; ".join(details)
+
+
+def _records(file: Path, reader: Any) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader``; its errors (e.g. a field over the size limit) become
+    :class:`DataFormatError` with the line."""
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise DataFormatError(file, reader.line_num, f"unreadable CSV: {err}") from None
+
+
 def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np.ndarray,
                                                           BadRows, int]:
     """Parse and validate the CSV; returns names, features, labels, skipped rows, blanks."""
@@ -39,9 +94,10 @@ def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np
     # with a line number.
     with open(file, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
+        records = _records(file, reader)
+        header = next(records, None)
         while header is not None and not any(c.strip() for c in header):
-            header = next(reader, None)  # leading blank lines
+            header = next(records, None)  # leading blank lines
         if header is None:
             raise DataFormatError(file, None, "the file is empty (no header, no records)")
         header_line = reader.line_num
@@ -50,10 +106,9 @@ def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np
             raise DataFormatError(file, header_line, "missing header row: the first line holds "
                                   f"data, expected {N_FEATURES} feature names and "
                                   f"{LABEL_COLUMN!r}")
-        if len(names) != N_FEATURES + 1 or names[-1] != LABEL_COLUMN:
-            raise DataFormatError(file, header_line, f"header has {len(names)} columns ending "
-                                  f"with {names[-1]!r}; expected {N_FEATURES} feature names and "
-                                  f"a last column {LABEL_COLUMN!r}")
+        problem = _header_problem(names)
+        if problem is not None:
+            raise DataFormatError(file, header_line, problem)
         empty = [i + 1 for i, c in enumerate(names) if not c]
         if empty:
             raise DataFormatError(file, header_line, f"header column {empty[0]} has no name")
@@ -61,7 +116,7 @@ def _read(file: Path, on_bad_rows: OnBadRows) -> tuple[list[str], np.ndarray, np
         if dupes:
             raise DataFormatError(file, header_line, f"duplicate column names in header: {dupes}")
 
-        for row in reader:
+        for row in records:
             line = reader.line_num
             if len(row) == N_FEATURES + 1 and fast.issuperset(row):
                 rows.append("".join(row[:-1]).encode("ascii"))
@@ -137,6 +192,9 @@ def tuandromd(path: str | Path, *, test_size: float = 0.3, seed: int = 0,
 
     names, x, y, bad_rows, blank = _read(file, on_bad_rows)
     warn_skipped(file, bad_rows.skipped, bad_rows.lines)
+    if len(y) < 2:
+        raise DataFormatError(file, None, f"{len(y)} valid record(s); a train/test split needs "
+                              "at least 2")
     counts = np.bincount(y, minlength=2)
     n_test = int(np.ceil(test_size * len(y)))  # as scikit-learn rounds it
     stratify = y if counts.min() >= 2 and min(n_test, len(y) - n_test) >= 2 else None

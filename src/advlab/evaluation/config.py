@@ -41,6 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from advlab.errors import AdvlabError
 from advlab.evaluation.runs import (
     build_runs,
     convert_parameter,
@@ -54,7 +55,7 @@ KEYS = {"model", "model_factory", "dataset", "data_path", "dataset_options", "sp
 REQUIRED = ("attack", "eps")
 
 
-class ConfigError(ValueError):
+class ConfigError(AdvlabError):
     """A missing, unknown or malformed setting; the message names the file (and the line, where
     one is known) or the flag, and the key. ``path`` and ``line`` hold them (or ``None``)."""
 
