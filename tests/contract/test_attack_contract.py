@@ -41,6 +41,9 @@ KNOBS: dict[str, dict[str, Any]] = {
     "carlini_wagner_l2": {"steps": 10, "binary_search_steps": 2, "initial_const": 1.0,
                           "step_size": 0.1},
     "jsma": {"gamma": 0.5},
+    "apgd-ce": {"steps": 10},
+    "apgd-dlr": {"steps": 10},
+    "apgd-t": {"steps": 10, "n_targets": 3},
 }
 
 # Finite radii for fixed-eps attacks (and, beside eps = inf, for minimal-norm ones). An L0

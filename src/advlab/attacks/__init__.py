@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from torch import Tensor
 
 from advlab.attacks import targets
+from advlab.attacks.apgd import apgd, apgd_t
 from advlab.attacks.carlini_wagner import carlini_wagner_l2
 from advlab.attacks.deepfool import deepfool
 from advlab.attacks.fgsm_pgd import bim, fgsm, pgd
@@ -51,6 +53,12 @@ ATTACKS: dict[str, AttackSpec] = {
         AttackSpec("jsma", jsma, ("l0",)),
         AttackSpec("deepfool", deepfool, ("l2", "linf"), minimal_norm=True, targeted=False),
         AttackSpec("carlini_wagner_l2", carlini_wagner_l2, ("l2",), minimal_norm=True),
+        # Croce and Hein's parameter-free attacks (AutoAttack's components)
+        AttackSpec("apgd-ce", partial(apgd, loss="ce"), ("linf", "l2", "l1"),
+                   deterministic=False),
+        AttackSpec("apgd-dlr", partial(apgd, loss="dlr"), ("linf", "l2", "l1"),
+                   deterministic=False),
+        AttackSpec("apgd-t", apgd_t, ("linf", "l2", "l1"), deterministic=False),
         # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
         AttackSpec("square", square, ("linf", "l2"), deterministic=False),
         AttackSpec("hopskipjump", hopskipjump, ("l2", "linf"), minimal_norm=True,
@@ -66,6 +74,7 @@ def get(name: str) -> AttackSpec:
     return ATTACKS[name]
 
 
-__all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "bim",
+__all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "apgd", "apgd_t",
+           "bim",
            "carlini_wagner_l2", "deepfool", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
            "targets"]
