@@ -19,6 +19,7 @@ from advlab.attacks import targets
 from advlab.attacks.apgd import apgd, apgd_t
 from advlab.attacks.carlini_wagner import carlini_wagner_l2
 from advlab.attacks.deepfool import deepfool
+from advlab.attacks.fab import fab
 from advlab.attacks.fgsm_pgd import bim, fgsm, pgd
 from advlab.attacks.hopskipjump import hopskipjump
 from advlab.attacks.jsma import jsma
@@ -59,6 +60,8 @@ ATTACKS: dict[str, AttackSpec] = {
         AttackSpec("apgd-dlr", partial(apgd, loss="dlr"), ("linf", "l2", "l1"),
                    deterministic=False),
         AttackSpec("apgd-t", apgd_t, ("linf", "l2", "l1"), deterministic=False),
+        AttackSpec("fab", fab, ("linf", "l2", "l1"), minimal_norm=True),
+        AttackSpec("fab-t", partial(fab, n_targets=9), ("linf", "l2", "l1"), minimal_norm=True),
         # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
         AttackSpec("square", square, ("linf", "l2"), deterministic=False),
         AttackSpec("hopskipjump", hopskipjump, ("l2", "linf"), minimal_norm=True,
@@ -76,5 +79,5 @@ def get(name: str) -> AttackSpec:
 
 __all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "apgd", "apgd_t",
            "bim",
-           "carlini_wagner_l2", "deepfool", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
+           "carlini_wagner_l2", "deepfool", "fab", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
            "targets"]
