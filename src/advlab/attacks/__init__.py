@@ -17,6 +17,7 @@ from torch import Tensor
 
 from advlab.attacks import targets
 from advlab.attacks.apgd import apgd, apgd_t
+from advlab.attacks.autoattack import autoattack, autoattack_cascade
 from advlab.attacks.carlini_wagner import carlini_wagner_l2
 from advlab.attacks.deepfool import deepfool
 from advlab.attacks.fab import fab
@@ -62,6 +63,8 @@ ATTACKS: dict[str, AttackSpec] = {
         AttackSpec("apgd-t", apgd_t, ("linf", "l2", "l1"), deterministic=False),
         AttackSpec("fab", fab, ("linf", "l2", "l1"), minimal_norm=True),
         AttackSpec("fab-t", partial(fab, n_targets=9), ("linf", "l2", "l1"), minimal_norm=True),
+        AttackSpec("autoattack", autoattack, ("linf", "l2", "l1"), deterministic=False,
+                   targeted=False),
         # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
         AttackSpec("square", square, ("linf", "l2"), deterministic=False),
         AttackSpec("hopskipjump", hopskipjump, ("l2", "linf"), minimal_norm=True,
@@ -78,6 +81,7 @@ def get(name: str) -> AttackSpec:
 
 
 __all__ = ["ATTACKS", "Attack", "AttackSpec", "Oracle", "QueryBudgetExceeded", "apgd", "apgd_t",
-           "bim",
-           "carlini_wagner_l2", "deepfool", "fab", "fgsm", "get", "hopskipjump", "jsma", "pgd", "square",
+           "autoattack", "autoattack_cascade", "bim",
+           "carlini_wagner_l2", "deepfool", "fab", "fgsm", "get", "hopskipjump", "jsma", "pgd",
+           "square",
            "targets"]
