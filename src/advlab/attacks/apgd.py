@@ -54,7 +54,8 @@ def apgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
     APGD-L1 (Croce and Hein, ICML 2021, "Mind the box", arXiv:2103.01208, §3): sparse steps of
     ``eta_0 = eps`` on the top-``k`` gradient coordinates, ``k`` set every 4 % of the steps to the
     best point's sparsity over 1.5, the step reset when that sparsity fell by 5 % and divided by
-    1.5 otherwise; no momentum; the exact projection onto the L1 ball ∩ box.
+    1.5 otherwise; no momentum; a sparse start (a Gaussian projected onto the ball ∩ box); the
+    exact projection onto the L1 ball ∩ box.
 
     Each gradient pass's logits decide the success of its iterate (no extra forward); samples
     that succeed leave the batch, restarts run on the samples still robust, and ``eot_iter > 1``
@@ -168,10 +169,12 @@ def _evaluate(model: Model, x: Tensor, y: Tensor, t: Tensor | None, loss: str, e
 
 def _sparse_direction(grad: Tensor, k_frac: Tensor) -> Tensor:
     """APGD-L1's step direction: ``sign(g)`` on the coordinates whose ``|g|`` reaches the
-    per-sample top-``k`` threshold (``k = k_frac * d``), scaled to unit L1 norm."""
+    per-sample top-``k`` threshold (``k = round(k_frac * d)``, at least 1), scaled to unit L1
+    norm. (Rounding down instead, ``k`` stalls at 2 for a best point of sparsity 2, and on a
+    linear model the step then splits forever between the two largest weights.)"""
     flat = grad.flatten(1).abs()
     d = flat.shape[1]
-    pos = ((1 - k_frac) * d).long().clamp(0, d - 1)
+    pos = (d - torch.round(k_frac * d).long()).clamp(0, d - 1)  # the k-th largest |g|
     threshold = flat.sort(dim=1).values.gather(1, pos[:, None])
     keep = (flat >= threshold) & (flat > 0)
     step = grad.flatten(1).sign() * keep
@@ -194,7 +197,11 @@ def _run(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: Thr
             return torch.clamp(z, s["lo"], s["hi"])
         return s["x0"] + norms.project(z - s["x0"], norm, eps, lower=s["lo"], upper=s["hi"])
 
-    start = threat.random_point(x0, generator, relax=True)
+    if norm == "l1":  # APGD-L1's sparse start: a Gaussian projected onto the ball ∩ box
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        start = threat.project(x0 + noise, x0, relax=True)
+    else:
+        start = threat.random_point(x0, generator, relax=True)
     logits, values, grad = _evaluate(model, start, y, target, loss, eot_iter, steps > 0)
     check_logits(logits, where=f"{name}: model")
     eta0 = eps * (1.0 if norm == "l1" else 2.0)
