@@ -42,7 +42,7 @@ def checkpoints(steps: int) -> list[int]:
 def apgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
          target: Tensor | None = None, loss: LossName = "ce", steps: int = 100,
          restarts: int = 1, early_stop: bool = True, eot_iter: int = 1,
-         generator: torch.Generator | None = None) -> Tensor:
+         start: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
     """APGD (Croce and Hein, ICML 2020, Algorithm 1; arXiv:2003.01690), L∞, L2 and L1.
 
     Maximises ``loss`` over the ball ∩ domain from a random start: a first step
@@ -63,7 +63,10 @@ def apgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
 
     Args:
         loss: ``"ce"`` or ``"dlr"`` (targeted: ``-CE(z, t)``, the paper's targeted DLR).
-        steps: ``N_iter`` per restart. Others: see :mod:`advlab.attacks.common`.
+        steps: ``N_iter`` per restart.
+        start: the first restart's ``x^(0)`` instead of a random point (AutoAttack's
+            ``x_init``), projected onto the threat model. Others: see
+            :mod:`advlab.attacks.common`.
 
     Returns:
         ``x_adv`` inside ``threat``: each sample's first success, else its highest-loss point
@@ -73,16 +76,20 @@ def apgd(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
     _check(name, model, x, y, threat, target, steps, restarts, eot_iter)
     get_loss(loss)
     x = x.detach()
+    if start is not None and start.shape != x.shape:
+        raise ValueError(f"{name}: start has shape {tuple(start.shape)}, x {tuple(x.shape)}")
     out = x.clone()
     best = torch.full((x.shape[0],), -math.inf, dtype=x.dtype, device=x.device)
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with eval_mode(model):
-        for _ in range(restarts):
+        for r in range(restarts):
             idx = (~done).nonzero()[:, 0] if early_stop else torch.arange(len(x), device=x.device)
             if idx.numel() == 0:
                 break
+            first = None if start is None or r > 0 else \
+                threat.project(start.detach()[idx], x[idx], relax=True)
             x_r, loss_r, succ_r = _run(model, x[idx], y[idx], index_or_none(target, idx), threat,
-                                       loss, steps, early_stop, eot_iter, generator, name)
+                                       loss, steps, early_stop, eot_iter, generator, name, first)
             better = succ_r | (loss_r > best[idx]) if not early_stop else torch.ones_like(succ_r)
             out[idx] = torch.where(expand_as_batch(better, x_r), x_r, out[idx])
             best[idx] = torch.where(better, loss_r, best[idx])
@@ -183,7 +190,8 @@ def _sparse_direction(grad: Tensor, k_frac: Tensor) -> Tensor:
 
 def _run(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: ThreatModel,
          loss: str, steps: int, early_stop: bool, eot_iter: int,
-         generator: torch.Generator | None, name: str) -> tuple[Tensor, Tensor, Tensor]:
+         generator: torch.Generator | None, name: str,
+         first: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     """One APGD run on a batch, compacting it as samples succeed: (x_adv, loss, success)."""
     n, norm, eps = x0.shape[0], threat.norm, threat.eps
     out, out_loss = x0.clone(), torch.empty(n, dtype=x0.dtype, device=x0.device)
@@ -197,7 +205,9 @@ def _run(model: Model, x0: Tensor, y: Tensor, target: Tensor | None, threat: Thr
             return torch.clamp(z, s["lo"], s["hi"])
         return s["x0"] + norms.project(z - s["x0"], norm, eps, lower=s["lo"], upper=s["hi"])
 
-    if norm == "l1":  # APGD-L1's sparse start: a Gaussian projected onto the ball ∩ box
+    if first is not None:
+        start = first
+    elif norm == "l1":  # APGD-L1's sparse start: a Gaussian projected onto the ball ∩ box
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         start = threat.project(x0 + noise, x0, relax=True)
     else:
