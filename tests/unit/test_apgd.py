@@ -144,3 +144,17 @@ def test_apgd_ce_is_at_least_as_strong_as_pgd40_on_the_digits_cnn(eps) -> None:
     ra_pgd = score(model, x, y, pgd(model, x, y, threat, steps=40, generator=g), threat)
     ra_apgd = score(model, x, y, apgd(model, x, y, threat, generator=g), threat)
     assert ra_apgd.summary()["robust_accuracy"] <= ra_pgd.summary()["robust_accuracy"]
+
+
+def test_start_replaces_the_random_start() -> None:
+    model, x, y = _problem(n=16)
+    threat = ThreatModel("linf", 0.3, Domain(0.0, 1.0))
+    found = apgd(model, x, y, threat, steps=20, generator=torch.Generator().manual_seed(0))
+    hit = score(model, x, y, found, threat).success
+    assert bool(hit.any())
+    counter = QueryCounter(model)
+    again = apgd(counter, x[hit], y[hit], threat, steps=20, start=found[hit])
+    assert torch.equal(again, found[hit])  # already adversarial at x^(0): returned as is
+    assert counter.gradients == int(hit.sum())  # one pass, then every sample has stopped
+    with pytest.raises(ValueError, match="apgd-ce: start has shape"):
+        apgd(model, x, y, threat, start=x[:1])
