@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from advlab.attacks.apgd import apgd
-from advlab.attacks.common import Model, check_inputs
+from advlab.attacks.common import Model, check_inputs, expand_as_batch
 from advlab.models import batching
 from advlab.models.wrappers import eval_mode
 from advlab.threat import ThreatModel
@@ -210,35 +210,28 @@ def with_detector(model: Model, detector: Callable[[Tensor], Tensor]) -> WithDet
 def evade_detector(model: Model, detector: Callable[[Tensor], Tensor], x: Tensor, y: Tensor,
                    threat: ThreatModel, *, n_targets: int = 9, steps: int = 100,
                    restarts: int = 1, generator: torch.Generator | None = None) -> Tensor:
-    """A detector-aware attack (Carlini and Wagner, AISec 2017, §3) on :class:`WithDetector`'s
-    ``G``. First APGD-CE without early stop on the classifier alone gives each sample its
-    highest-loss point, a confident misclassification as some class ``c``; then targeted APGD
-    on the margin of ``G`` runs towards ``c`` from that point (keep ``c``, push the detector
-    below its threshold), and then from random starts towards each of the ``n_targets``
-    classes ranked highest by the clean logits after ``y``, each run only on the samples not
-    yet misclassified and unflagged. Returns points inside ``threat``: each sample's first
-    point that is misclassified with ``detector(x) <= 0``, else its highest-loss point."""
+    """A detector-aware attack (Carlini and Wagner, AISec 2017, §3): targeted APGD on the
+    margin loss of :class:`WithDetector`'s ``G`` towards each of the ``n_targets`` classes
+    ranked highest by the clean logits after ``y``, each only on the samples not yet
+    misclassified and unflagged. Returns points inside ``threat``: each sample's first point
+    that is misclassified with ``detector(x) <= 0``, else its last attempt."""
     check_inputs("evade_detector", model, x, y, threat, None, needs_finite_eps=True)
     x = x.detach()
     combined = with_detector(model, detector)
+    out, done = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    with eval_mode(model), torch.no_grad():
+        logits = batching.forward(model, x)
+    ranked = logits.scatter(1, y[:, None], -math.inf).argsort(1, descending=True)
     with eval_mode(model):
-        out = apgd(model, x, y, threat, steps=steps, early_stop=False, generator=generator)
-        with torch.no_grad():
-            logits, found = batching.forward(model, x), batching.forward(model, out).argmax(1)
-        ranked = logits.scatter(1, y[:, None], -math.inf).argsort(1, descending=True)
-        plan = [(torch.where(found != y, found, ranked[:, 0]), out)]
-        plan += [(ranked[:, r], None) for r in range(min(n_targets, logits.shape[1] - 1))]
-        done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        for t_all, start in plan:
+        for r in range(min(n_targets, logits.shape[1] - 1)):
             idx = (~done).nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            t = t_all[idx]
+            t = ranked[idx, r]
             adv = apgd(combined, x[idx], y[idx], threat, target=t, loss="margin", steps=steps,
-                       restarts=restarts, start=None if start is None else start[idx],
-                       generator=generator)
+                       restarts=restarts, generator=generator)
             with torch.no_grad():
                 ok = combined(adv).argmax(1) == t
-            out[idx[ok]] = adv[ok]
-            done[idx[ok]] = True
+            out[idx] = torch.where(expand_as_batch(ok | (r == 0), adv), adv, out[idx])
+            done[idx] = ok
     return out.detach()
