@@ -7,7 +7,10 @@ targeted attacks alike, so an attack never branches on the sign:
 * ``margin``: the C&W margin on logits (Carlini and Wagner, S&P 2017, objective f6):
   ``max_{j != y} z_j - z_y`` untargeted; ``z_t - max_{j != t} z_j`` targeted. Positive exactly when
   the attack has succeeded.
-* ``dlr``: the difference-of-logits ratio of Croce and Hein (ICML 2020), scale invariant.
+* ``dlr``: the difference-of-logits ratio of Croce and Hein (ICML 2020, arXiv:2003.01690,
+  eqs. 5 and 6), scale invariant: ``(max_{j != y} z_j - z_y) / (z_pi1 - z_pi3)`` untargeted;
+  ``(z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` targeted (``pi`` sorts the logits in decreasing
+  order; with fewer classes the missing ranks fall back to the lowest one).
 
 ``logits_and_grad`` uses ``torch.autograd.grad``, never ``.backward()``: the model's parameters'
 ``.grad`` stay untouched.
@@ -48,9 +51,15 @@ def margin(logits: Tensor, y: Tensor, target: Tensor | None = None) -> Tensor:
 
 def dlr(logits: Tensor, y: Tensor, target: Tensor | None = None) -> Tensor:
     top = logits.sort(dim=1, descending=True).values
-    scale = (top[:, 0] - top[:, 2]).clamp_min(1e-12) if logits.shape[1] > 2 else \
-        (top[:, 0] - top[:, 1]).abs().clamp_min(1e-12)
-    return margin(logits, y, target) / scale
+    k = logits.shape[1]
+    if target is None:
+        scale = (top[:, 0] - top[:, 2]).clamp_min(1e-12) if k > 2 else \
+            (top[:, 0] - top[:, 1]).abs().clamp_min(1e-12)
+        return margin(logits, y, target) / scale
+    third, fourth = top[:, min(2, k - 1)], top[:, min(3, k - 1)]
+    scale = (top[:, 0] - (third + fourth) / 2).clamp_min(1e-12)
+    gap = logits.gather(1, target[:, None])[:, 0] - logits.gather(1, y[:, None])[:, 0]
+    return gap / scale
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {

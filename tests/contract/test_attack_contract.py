@@ -41,6 +41,12 @@ KNOBS: dict[str, dict[str, Any]] = {
     "carlini_wagner_l2": {"steps": 10, "binary_search_steps": 2, "initial_const": 1.0,
                           "step_size": 0.1},
     "jsma": {"gamma": 0.5},
+    "apgd-ce": {"steps": 10},
+    "apgd-dlr": {"steps": 10},
+    "apgd-t": {"steps": 10, "n_targets": 3},
+    "fab": {"steps": 20, "search_steps": 3},
+    "fab-t": {"steps": 20, "n_targets": 2, "search_steps": 3},
+    "autoattack": {"steps": 5, "n_targets": 2, "max_queries": 20},
 }
 
 # Finite radii for fixed-eps attacks (and, beside eps = inf, for minimal-norm ones). An L0

@@ -2,7 +2,9 @@
 
 ``ATTACKS`` maps a name to an :class:`AttackSpec`: the function, the norms it supports, whether
 it is a minimal-norm attack (accepts ``eps = inf`` and returns the smallest success it finds),
-whether it is deterministic, and the valid ranges of its own knobs. The contract tests and the
+whether it is deterministic, the valid ranges of its own knobs, and the knobs a variant fixes
+(``apgd-ce`` and ``apgd-dlr`` are ``apgd`` with its loss fixed, ``fab-t`` is ``fab`` with nine
+target classes). The contract tests and the
 CLI iterate over this registry, so a new attack is picked up by both once registered here.
 
 The registry names each function as ``"module:function"``, imported on first use, and the
@@ -11,6 +13,7 @@ package's names load lazily too: listing the attacks (``advlab attacks``) never 
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,14 +49,19 @@ class AttackSpec:
     deterministic: bool = True
     targeted: bool = True
     ranges: Mapping[str, Range] = field(default_factory=dict)
+    fixed: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def fn(self) -> Callable[..., Tensor]:
+        """The attack, with the ``fixed`` knobs that make this variant bound (``apgd-ce`` is
+        ``apgd`` with ``loss="ce"``); fixed knobs are not knobs of the registered name."""
+        fn: Callable[..., Tensor]
         if not isinstance(self.function, str):
-            return self.function
-        module, _, name = self.function.partition(":")
-        fn: Callable[..., Tensor] = getattr(importlib.import_module(module), name)
-        return fn
+            fn = self.function
+        else:
+            module, _, name = self.function.partition(":")
+            fn = getattr(importlib.import_module(module), name)
+        return functools.partial(fn, **self.fixed) if self.fixed else fn
 
 
 _HERE = "advlab.attacks."
@@ -69,6 +77,20 @@ ATTACKS: dict[str, AttackSpec] = {
         AttackSpec("carlini_wagner_l2", _HERE + "carlini_wagner:carlini_wagner_l2", ("l2",),
                    minimal_norm=True, ranges={"initial_const": POSITIVE,
                                               "best_of_targets": Range(0)}),
+        # Croce and Hein's parameter-free attacks (AutoAttack's components)
+        AttackSpec("apgd-ce", _HERE + "apgd:apgd", ("linf", "l2", "l1"), deterministic=False,
+                   fixed={"loss": "ce"}),
+        AttackSpec("apgd-dlr", _HERE + "apgd:apgd", ("linf", "l2", "l1"), deterministic=False,
+                   fixed={"loss": "dlr"}),
+        AttackSpec("apgd-t", _HERE + "apgd:apgd_t", ("linf", "l2", "l1"), deterministic=False,
+                   ranges={"n_targets": AT_LEAST_ONE, "rho": Range(0, 1)}),
+        AttackSpec("fab", _HERE + "fab:fab", ("linf", "l2", "l1"), minimal_norm=True,
+                   ranges={"n_targets": Range(0), "alpha_max": Range(0, 1),
+                           "eta": POSITIVE, "beta": Range(0, 1, low_open=True)}),
+        AttackSpec("fab-t", _HERE + "fab:fab", ("linf", "l2", "l1"), minimal_norm=True,
+                   fixed={"n_targets": 9}),
+        AttackSpec("autoattack", _HERE + "autoattack:autoattack", ("linf", "l2", "l1"),
+                   deterministic=False, targeted=False),
         # black-box: they query the model only through an Oracle (advlab.attacks.oracle)
         AttackSpec("square", _HERE + "square:square", ("linf", "l2"), deterministic=False,
                    ranges={"p_init": Range(0, 1, low_open=True)}),
@@ -90,7 +112,8 @@ def get(name: str) -> AttackSpec:
 _exports, __getattr__, __dir__ = _lazy_exports(__name__, {
     "carlini_wagner": ["carlini_wagner_l2"], "deepfool": ["deepfool"],
     "fgsm_pgd": ["bim", "fgsm", "pgd"], "hopskipjump": ["hopskipjump"], "jsma": ["jsma"],
-    "oracle": ["Oracle", "QueryBudgetExceeded"], "square": ["square"]})
+    "oracle": ["Oracle", "QueryBudgetExceeded"], "square": ["square"],
+    "apgd": ["apgd", "apgd_t"], "fab": ["fab"], "autoattack": ["autoattack", "autoattack_cascade"]})
 __all__ = ["ATTACKS", "Attack", "AttackSpec", "get", "targets", *_exports]
 
 

@@ -115,7 +115,7 @@ def attacks(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name, spec in ATTACKS.items():
         knobs = {k: (None if v is inspect.Parameter.empty else v)
-                 for k, v in static_knobs(spec.function).items()}
+                 for k, v in static_knobs(spec.function).items() if k not in spec.fixed}
         kind = "minimal-norm" if spec.minimal_norm else "fixed eps"
         log(f"{name:<18} {','.join(spec.norms):<12} {kind:<13} "
              + " ".join(f"{k}={v}" for k, v in knobs.items()))

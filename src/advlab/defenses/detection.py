@@ -205,10 +205,13 @@ class ActivationDetector(FeatureDetector):
         out = []
         with eval_mode(self.model):
             for start in range(0, x.shape[0], self.batch_size):
-                out.append(self._batch_features(x[start:start + self.batch_size].detach()))
+                out.append(self.differentiable_features(x[start:start + self.batch_size].detach()))
         return torch.cat(out) if out else x.new_zeros((0, 0))
 
-    def _batch_features(self, x: Tensor) -> Tensor:
+    def differentiable_features(self, x: Tensor) -> Tensor:
+        """The detector's features of one batch, differentiable in ``x`` (no grad-mode or model
+        mode of its own): what adaptive attacks differentiate through
+        (:class:`advlab.attacks.adaptive.DetectorLogit`)."""
         if self.kind == "logits":
             logits = self.model(x)
             return torch.cat([logits.sort(1, descending=True).values,

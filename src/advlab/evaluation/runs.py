@@ -71,9 +71,10 @@ class AttackRun:
 
 def attack_parameters(name: str) -> dict[str, inspect.Parameter]:
     """The keyword knobs of a registered attack, from its signature (what a run may set)."""
-    fn = attacks.get(name).fn
-    return {p.name: p for p in inspect.signature(fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RESERVED}
+    spec = attacks.get(name)
+    return {p.name: p for p in inspect.signature(spec.fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RESERVED
+            and p.name not in spec.fixed}
 
 
 def convert_parameter(name: str, key: str, value: Any) -> Any:
