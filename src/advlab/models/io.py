@@ -4,7 +4,8 @@ A model folder holds ``model.safetensors`` and ``advlab.json``. The sidecar reco
 architecture and its arguments, the dataset and its preprocessing, the class names and the
 metrics, so any advlab command can rebuild the model from the folder alone. Nothing is ever
 unpickled: safetensors holds raw tensors only, and a plain ``state_dict`` file (``.pt``) is read
-with ``torch.load(weights_only=True)``.
+with ``torch.load(weights_only=True)``. A tree ensemble's folder holds its library's own safe
+format instead of the weights (:mod:`advlab.trees.io`), with the same sidecar.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from advlab.models.zoo import build
 
 WEIGHTS, SIDECAR = "model.safetensors", "advlab.json"
+TREE_ARCHITECTURES = ("xgboost", "lightgbm", "random-forest")  # advlab.trees.model.TREE_KINDS
 FORMAT_VERSION = 1
 
 
@@ -38,6 +40,12 @@ def save(model: nn.Module, folder: str | Path, *, architecture: str, arguments: 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
+    return write_sidecar(folder, architecture=architecture, arguments=arguments, **metadata)
+
+
+def write_sidecar(folder: Path, *, architecture: str, arguments: dict[str, Any],
+                  **metadata: Any) -> Path:
+    """Write ``folder/advlab.json`` (the model files are the caller's); returns ``folder``."""
     from advlab import __version__
 
     sidecar = {"format": FORMAT_VERSION, "advlab_version": __version__,
@@ -91,6 +99,10 @@ def load(folder: str | Path, *,
     """Rebuild a model from its folder. Returns ``(model in eval mode, sidecar dict)``."""
     folder = Path(folder)
     sidecar = read_sidecar(folder)
+    if sidecar["architecture"] in TREE_ARCHITECTURES:  # a tree ensemble: its library's format
+        from advlab.trees.io import load_trees
+
+        return load_trees(folder, sidecar, device=device)
     weights = folder / WEIGHTS
     if not weights.is_file():
         legacy = folder / "model.pt"
