@@ -61,11 +61,11 @@ class Cells:
             k = np.clip(np.round((ref - self.lower[f]) / step), k_lo, k_hi)
             v = (self.lower[f] + k * step).astype(np.float32)
             v = np.where(v >= up, (self.lower[f] + (k - 1) * step).astype(np.float32), v)
-            ok = (k_lo <= k_hi) & (v >= low) & (v < up)
-            return v, ok
-        v = np.clip(ref, a, b).astype(np.float32)
-        v = np.minimum(np.maximum(v, low), np.where(np.isfinite(up), below_up, v))
-        return v, (a <= b) & (v >= low) & (v < up)
+        else:
+            v = np.clip(ref, a, b).astype(np.float32)
+            v = np.minimum(np.maximum(v, low), np.where(np.isfinite(up), below_up, v))
+        inside = (v >= box_lo - 1e-6) & (v <= box_hi + 1e-6)
+        return v, (a <= b) & (v >= low) & (v < up) & inside
 
     def tighten(self, x: np.ndarray, x0: np.ndarray, box_lo: np.ndarray,
                 box_hi: np.ndarray) -> np.ndarray:

@@ -52,8 +52,8 @@ def save_trees(model: TreeModel, folder: str | Path, *, probe: torch.Tensor,
     else:
         model.estimator.save_model(str(path))
     arguments = {"n_classes": model.num_classes, "n_features": model.ensemble.n_features}
-    probe_rows = np.ascontiguousarray(probe[:_PROBE_ROWS].detach().cpu().numpy(),
-                                      dtype=np.float32)
+    probe_rows = np.ascontiguousarray(probe[:_PROBE_ROWS].detach().cpu().reshape(
+        min(len(probe), _PROBE_ROWS), -1).numpy(), dtype=np.float32)
     np.save(folder / "probe.npy", probe_rows, allow_pickle=False)
     return write_sidecar(folder, architecture=model.kind, arguments=arguments,
                          model_file=path.name, trees=model.ensemble.card(feature_names),
@@ -117,7 +117,7 @@ def _read(path: Path, kind: str) -> Any:
         if kind == "lightgbm":
             import lightgbm
 
-            return lightgbm.Booster(model_file=str(path), params={"num_threads": 1})
+            return lightgbm.Booster(model_file=str(path))
         import skops.io
 
         untrusted = skops.io.get_untrusted_types(file=path)

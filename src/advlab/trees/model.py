@@ -45,7 +45,8 @@ class TreeModel(nn.Module):
     Args:
         kind: ``"xgboost"``, ``"lightgbm"`` or ``"random-forest"``.
         estimator: the library object (``xgboost.Booster``, ``lightgbm.Booster`` or a fitted
-            ``sklearn.ensemble.RandomForestClassifier``).
+            ``sklearn.ensemble.RandomForestClassifier``); ``None`` for an ensemble built by
+            hand, whose own traversal then computes the forward pass.
         ensemble: its parsed :class:`TreeEnsemble`.
     """
 
@@ -70,11 +71,12 @@ class TreeModel(nn.Module):
                 f"{self.kind} model: a tree ensemble has no gradient; use a black-box attack "
                 "(hopskipjump, square, a transfer or substitute attack) or the tree attacks "
                 "of advlab.trees (kantchelian_milp, greedy_evasion)")
-        if x.dim() != 2 or x.shape[1] != self.ensemble.n_features:
-            raise ValueError(f"{self.kind} model: expected inputs (N, {self.ensemble.n_features}),"
-                             f" got shape {tuple(x.shape)}")
-        rows = x.detach().to("cpu", torch.float32).numpy()
-        logits = library_logits(self.kind, self.estimator, rows, self.num_classes)
+        if x.dim() < 2 or x[0].numel() != self.ensemble.n_features:
+            raise ValueError(f"{self.kind} model: expected inputs (N, *D) with "
+                             f"{self.ensemble.n_features} features, got shape {tuple(x.shape)}")
+        rows = x.detach().reshape(x.shape[0], -1).to("cpu", torch.float32).numpy()
+        logits = (self.ensemble.logits(rows).astype(np.float32) if self.estimator is None else
+                  library_logits(self.kind, self.estimator, rows, self.num_classes))
         return torch.from_numpy(logits).to(device=x.device, dtype=x.dtype
                                            if x.is_floating_point() else torch.float32)
 
@@ -90,7 +92,7 @@ def library_logits(kind: str, estimator: Any, x: np.ndarray, n_classes: int) -> 
     if kind == "xgboost":
         raw = estimator.inplace_predict(x, predict_type="margin")
     else:
-        raw = estimator.predict(x, raw_score=True)
+        raw = estimator.predict(x, raw_score=True, num_threads=1)
     raw = np.asarray(raw, dtype=np.float64)
     if n_classes == 2:
         m = raw.reshape(-1)

@@ -103,7 +103,7 @@ def from_lightgbm(booster: Any, n_classes: int, n_features: int,
                                                                n_classes)})
     ensemble = concatenate(trees, bias=np.zeros(n_classes), link="identity",
                            n_features=n_features, library="lightgbm")
-    raw = np.asarray(booster.predict(probe, raw_score=True), dtype=np.float64)
+    raw = np.asarray(booster.predict(probe, raw_score=True, num_threads=1), dtype=np.float64)
     return calibrated(ensemble, _as_logits(raw, n_classes), probe)
 
 

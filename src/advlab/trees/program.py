@@ -97,12 +97,17 @@ class Program:
 
     def _build(self, col: dict[int, int], groups: list[list[int]], lower: np.ndarray,
                upper: np.ndarray) -> None:
-        o, e, tol = self.offsets, self.ensemble, self.tol
+        o, e = self.offsets, self.ensemble
+        step = np.zeros(len(lower))
+        step[self.z_feat] = self.z_step
+        for g in groups:
+            step[g] = 1.0
         for k, (f, t) in enumerate(zip(self.p_feat, self.p_thr, strict=True)):
             xc, pc = col[int(f)], o["p"] + k
-            m_up, m_low = max(0.0, upper[f] - t + tol), max(0.0, t - lower[f])
-            self._row([xc, pc], [1.0, m_up], -math.inf, t - tol + m_up)  # p=1 ⇒ x <= t - tol
-            self._row([xc, pc], [1.0, m_low], t, math.inf)  # p=0 ⇒ x >= t
+            left, right = self._sides(k, float(t), step[f], lower[f])
+            m_up, m_low = max(0.0, upper[f] - left), max(0.0, right - lower[f])
+            self._row([xc, pc], [1.0, m_up], -math.inf, left + m_up)  # p=1 ⇒ x <= left
+            self._row([xc, pc], [1.0, m_low], right, math.inf)  # p=0 ⇒ x >= right
             if k + 1 < len(self.p_feat) and self.p_feat[k + 1] == f:
                 self._row([pc, pc + 1], [1.0, -1.0], -math.inf, 0.0)  # ordered predicates
         for k, f in enumerate(self.z_feat):  # x = lower + step * z
@@ -127,6 +132,19 @@ class Program:
                 self._row(np.append(right, pc), np.append(np.ones(len(right)), 1.0), -math.inf,
                           1.0)
         self.n_static = len(self._rows)
+
+    def _sides(self, k: int, t: float, step: float, lower: float) -> tuple[float, float]:
+        """The values the program allows left and right of threshold ``k``: ``x <= left``
+        when ``x < t`` and ``x >= right`` otherwise. On a grid they are its neighbours of
+        ``t``, exactly; a continuous feature keeps ``tol`` (at most half the gap to the next
+        threshold or bound below, so that no interval is lost) from ``t`` on its left."""
+        if step > 0:  # the first grid value that float32 puts at or right of t
+            k0 = math.floor((t - lower) / step)
+            up = next(k for k in range(k0 - 1, k0 + 3)
+                      if np.float32(lower + k * step) >= np.float32(t))
+            return lower + (up - 1) * step, lower + up * step
+        below = self.p_thr[k - 1] if k > 0 and self.p_feat[k - 1] == self.p_feat[k] else lower
+        return t - min(self.tol, max(t - below, 0.0) / 2), t
 
     def _subtree_leaves(self, root: int, leaf_col: np.ndarray) -> dict[int, np.ndarray]:
         """Leaf columns under every node of one tree (children before parents)."""
