@@ -179,20 +179,9 @@ class _Search:
                     continue
                 l2, u2 = c.interval(f, np.where(live, probe, 0).astype(np.float32))
                 v, ok = c.nearest(f, x0[:, f].astype(np.float64), l2, u2, lo[:, f], hi[:, f])
-                ok &= live
-                idx = np.flatnonzero(ok)
-                if idx.size:
-                    pts = xs[idx].copy()
-                    pts[:, f] = v[idx]
-                    owners.append(idx)
-                    points.append(pts)
+                _add(owners, points, xs, ok & live, f, v)
             if back:  # the whole way back in one move
-                idx = np.flatnonzero(xs[:, f] != x0[:, f])
-                if idx.size:
-                    pts = xs[idx].copy()
-                    pts[:, f] = x0[idx, f]
-                    owners.append(idx)
-                    points.append(pts)
+                _add(owners, points, xs, xs[:, f] != x0[:, f], f, x0[:, f])
         for g in c.groups:
             if not np.isin(g, c.used).any():
                 continue
@@ -201,13 +190,7 @@ class _Search:
             for hot in options:
                 new = np.broadcast_to(hot, (len(rows), len(g)))
                 ok = ((new >= lo[:, g] - 1e-6) & (new <= hi[:, g] + 1e-6)).all(1)
-                ok &= (new != xs[:, g]).any(1)
-                idx = np.flatnonzero(ok)
-                if idx.size:
-                    pts = xs[idx].copy()
-                    pts[:, g] = new[idx]
-                    owners.append(idx)
-                    points.append(pts)
+                _add(owners, points, xs, ok & (new != xs[:, g]).any(1), g, new)
         if not owners:
             return np.zeros(0, dtype=np.int64), np.zeros((0, x.shape[1]), dtype=np.float32)
         return rows[np.concatenate(owners)], np.concatenate(points)
@@ -279,6 +262,17 @@ class _Search:
             return False
         x[owner[best]] = pts[best]
         return True
+
+
+def _add(owners: list[np.ndarray], points: list[np.ndarray], xs: np.ndarray, ok: np.ndarray,
+         cols: int | np.ndarray, values: np.ndarray) -> None:
+    """Append the candidates ``xs[ok]`` with ``cols`` set to ``values[ok]``."""
+    idx = np.flatnonzero(ok)
+    if idx.size:
+        pts = xs[idx].copy()
+        pts[:, cols] = values[idx]
+        owners.append(idx)
+        points.append(pts)
 
 
 def _best_per_owner(owner: np.ndarray, key: np.ndarray) -> np.ndarray:
