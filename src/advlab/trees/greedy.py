@@ -8,12 +8,14 @@ Attack for Tree Ensembles", NeurIPS 2020), whose moves cross one threshold at a 
 
 Reach: from ``x0``, every move crosses one threshold of one feature (into the neighbouring cell,
 at its valid point nearest to ``x0``) or switches a one-hot group to another member; each
-iteration takes, per sample, a move that succeeds at the smallest norm if one does, else the
-move with the largest drop of the margin ``s_y - max_{j≠y} s_j`` per unit of norm added (moves
-that add none first). Shrink: from the success, moves one cell back towards ``x0`` (or restore a
-group) are taken while the point stays adversarial and the norm (then the L1 distance) drops;
-every feature is kept at the point of its cell nearest to ``x0``. Every move respects the
-Domain (each sample's box of allowed values, grids, one-hot groups), so every point is valid.
+iteration takes, per sample, the move with the largest drop of the margin ``s_y - max_{j≠y}
+s_j`` per unit of norm added (moves that add none first), until the sample is misclassified.
+(Preferring any move that succeeds at once made L∞ evasions of an NSL-KDD XGBoost model 4.6
+times the MILP's: one long move beat many short ones.) Shrink: from the success, moves one cell
+back towards ``x0`` (or restore a group) are taken while the point stays adversarial and the
+norm (then the L1 distance) drops; every feature is kept at the point of its cell nearest to
+``x0``. Every move respects the Domain (each sample's box of allowed values, grids, one-hot
+groups), so every point is valid.
 """
 
 from __future__ import annotations
@@ -237,7 +239,7 @@ class _Search:
         added = norm - self.norm(x[owner], owner)
         score = gain if by_gain else np.where(added <= 1e-12, 1e12 + gain,
                                               gain / np.maximum(added, 1e-12))
-        key = np.where(hit, 2e12 - norm, np.where(gain > 0, score, -np.inf))
+        key = np.where(gain > 0, score, -np.inf)
         key = np.where(within, key, -np.inf)
         best = _best_per_owner(owner, key)
         if best.size == 0:
