@@ -28,7 +28,7 @@ def test_feature_rows_list_changed_features_most_often_first() -> None:
     rows = feature_rows(x, x_adv, torch.tensor([True, True, False]), ["a", "b", "c"])
     assert [r["feature"] for r in rows] == ["b", "c"]
     assert rows[0]["changed in"] == "2/2" and rows[0]["up / down"] == "1 / 1"
-    assert rows[0]["max |delta|"] == 0.5
+    assert rows[0]["max abs delta"] == 0.5
 
 
 def test_card_rows_name_the_trees() -> None:

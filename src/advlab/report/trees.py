@@ -41,8 +41,8 @@ def robust_accuracy_rows(minimal: Tensor, upper: Tensor, certified_radius: Tenso
 
 def feature_rows(x: Tensor, x_adv: Tensor, success: Tensor, names: Sequence[str], *,
                  top: int = 12) -> list[dict[str, Any]]:
-    """The features the successful evasions changed: how often, the mean and largest
-    ``|delta|`` when changed, and the direction, most often changed first."""
+    """The features the successful evasions changed: how often, the mean and largest absolute
+    change when changed, and the direction, most often changed first."""
     delta = (x_adv - x)[success]
     changed = delta.abs() > 1e-7
     count = changed.sum(0)
@@ -53,7 +53,8 @@ def feature_rows(x: Tensor, x_adv: Tensor, success: Tensor, names: Sequence[str]
             break
         d = delta[changed[:, j], j]
         rows.append({"feature": names[j], "changed in": f"{int(count[j])}/{int(success.sum())}",
-                     "mean |delta|": float(d.abs().mean()), "max |delta|": float(d.abs().max()),
+                     "mean abs delta": float(d.abs().mean()),
+                     "max abs delta": float(d.abs().max()),
                      "up / down": f"{int((d > 0).sum())} / {int((d < 0).sum())}"})
     return rows
 
