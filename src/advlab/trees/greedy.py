@@ -220,8 +220,10 @@ class _Search:
             owner = np.full(len(seg), i)
             _, hit = self.margin(seg, owner)
             hit &= domain.contains(torch.from_numpy(seg), x0).numpy()
-            x[i] = self.cells.tighten(seg[np.flatnonzero(hit)[0]][None], self.x0[i][None],
-                                      self.lo[i][None], self.hi[i][None])[0]
+            # the segment's end is ``best`` repaired; where the repair undid it, ``best`` itself
+            first = seg[np.flatnonzero(hit)[0]] if hit.any() else best
+            x[i] = self.cells.tighten(first[None], self.x0[i][None], self.lo[i][None],
+                                      self.hi[i][None])[0]
             found[i] = True
         return found
 
