@@ -665,7 +665,8 @@ def main() -> None:
                         help="smoke run: 1 repeat, 32 digits / 128 NSL-KDD samples (16 for C&W "
                              "and JSMA)")
     parser.add_argument("--only", default="", metavar="ATTACK",
-                        help=f"comma-separated subset of {', '.join(ATTACK_NAMES)}")
+                        help=f"comma-separated subset of {', '.join(ATTACK_NAMES)}, or trees "
+                        "(advlab's tree attacks against ART's: compare_trees.py)")
     parser.add_argument("--nsl-kdd", type=Path, default=DEFAULT_NSL_KDD, metavar="DIR")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 3)")
     parser.add_argument("--max-seconds", type=float, default=60.0,
@@ -681,6 +682,13 @@ def main() -> None:
                              "per-class loops make them slow)")
     args = parser.parse_args()
     only = [a.strip() for a in args.only.split(",") if a.strip()] or list(ATTACK_NAMES)
+    if "trees" in only:  # the tree-ensemble section is self-contained: compare_trees.py
+        import compare_trees
+
+        compare_trees.run(args.nsl_kdd, quick=args.quick)
+        only = [a for a in only if a != "trees"]
+        if not only:
+            return
     unknown = sorted(set(only) - set(ATTACK_NAMES))
     if unknown:
         parser.error(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACK_NAMES)}")

@@ -2,7 +2,7 @@
 and the layers below it, never from a layer above (lazy imports inside functions count too).
 
 The check reads the source with ``ast`` (nothing is imported), resolves relative imports and
-``from advlab import name`` (a submodule when ``name`` is one, else the package root), and
+``from advlab.x import name`` (the submodule ``advlab.x.name`` when ``name`` is one), and
 reports every back-edge with its file and line.
 """
 
@@ -19,12 +19,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("threat",),
     ("advlab",),                   # the package root: the public API and __version__
     ("data",),
-    ("models",),
+    ("models", "trees.ensemble", "trees.parse", "trees.model", "trees.io"),
     ("losses", "accelerate"),
     ("scoring",),
     ("attacks",),
     ("poisoning",),
-    ("defenses",),
+    ("defenses", "trees"),         # trees: attacks, verification and defenses of ensembles
     ("explain",),
     ("evaluation",),
     ("report",),
@@ -41,9 +41,16 @@ def _module(path: Path, root: Path) -> str:
 
 
 def _unit(module: str) -> str:
-    """The layer unit of a dotted module name inside the package (``advlab.x.y`` -> ``x``)."""
+    """The layer unit of a dotted module name inside the package: the longest prefix below
+    ``advlab`` that :data:`LAYERS` names (``advlab.trees.io`` -> ``trees.io``; ``advlab.x.y``
+    -> ``x``), so that a package spanning layers declares each of its parts."""
     parts = module.split(".")
-    return "advlab" if len(parts) == 1 else parts[1]
+    if len(parts) == 1:
+        return "advlab"
+    for end in range(len(parts), 2, -1):
+        if ".".join(parts[1:end]) in RANK:
+            return ".".join(parts[1:end])
+    return parts[1]
 
 
 def _imports(path: Path, root: Path) -> list[tuple[int, str]]:
@@ -61,13 +68,12 @@ def _imports(path: Path, root: Path) -> list[tuple[int, str]]:
                 target = node.module or ""
             if target.split(".")[0] != "advlab":
                 continue
-            if target == "advlab":  # from advlab import norms: the submodule when it is one
-                for alias in node.names:
-                    sub = root / alias.name
-                    is_module = sub.is_dir() or sub.with_suffix(".py").is_file()
-                    found.append((node.lineno, f"advlab.{alias.name}" if is_module else "advlab"))
-            else:
-                found.append((node.lineno, target))
+            # from advlab.x import y: the submodule advlab.x.y when y is one
+            base = root.joinpath(*target.split(".")[1:])
+            for alias in node.names:
+                sub = base / alias.name
+                is_module = sub.is_dir() or sub.with_suffix(".py").is_file()
+                found.append((node.lineno, f"{target}.{alias.name}" if is_module else target))
     return found
 
 

@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(train, require_out=True)
     train.add_argument("--dataset", required=True, help="dataset name (see `advlab datasets`)")
     train.add_argument("--data-path", type=Path, help="folder (or file) holding the data set")
-    train.add_argument("--model", choices=("mlp", "small_cnn"), default="mlp")
+    train.add_argument("--model", choices=("mlp", "small_cnn", "xgboost", "lightgbm",
+                                           "random-forest"), default="mlp",
+                       help="a zoo network, or a tree ensemble (docs/trees.md)")
+    train.add_argument("--trees", type=int, help="tree ensembles: number of trees (default 100)")
+    train.add_argument("--depth", type=int, help="tree ensembles: maximum depth (default: "
+                       "xgboost 6, lightgbm none (31 leaves), random-forest none)")
     train.add_argument("--labels", choices=("binary", "5class"), default="binary",
                        help="NSL-KDD / KDD Cup 99 labels")
     train.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")

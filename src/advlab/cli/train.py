@@ -22,6 +22,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     dataset = load_dataset(args)
     log(f"{dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test, inputs "
         f"{dataset.input_shape}, {dataset.num_classes} classes")
+    if args.model in ("xgboost", "lightgbm", "random-forest"):
+        return _trees(args, dataset, defense)
     start = time.perf_counter()
     if defense == "none":
         trained = _standard(args, dataset)
@@ -35,10 +37,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     log(f"test accuracy: {accuracy:.2%} ({seconds:.1f} s" +
         ("" if defense == "none" else f", defense {defense}") + ")")
     save(model.cpu(), args.out, architecture=architecture, arguments=arguments,
-         dataset={"name": dataset.name, "path": None if args.data_path is None
-                  else str(args.data_path), "options": dataset_options(args),
-                  "info": dataset.info, "input_shape": list(dataset.input_shape)},
-         class_names=list(dataset.class_names), metrics=metrics, seed=args.seed, **extra)
+         dataset=_dataset_record(args, dataset), class_names=list(dataset.class_names),
+         metrics=metrics, seed=args.seed, **extra)
     log(f"wrote {args.out}")
     out = {"command": "train", "dataset": dataset.name, "model": args.model,
            "out": str(args.out), "test_accuracy": round(accuracy, 6),
@@ -46,6 +46,27 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if defense != "none":
         out["defense"] = defense
     return out
+
+
+def _dataset_record(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    return {"name": dataset.name, "path": None if args.data_path is None else str(args.data_path),
+            "options": dataset_options(args), "info": dataset.info,
+            "input_shape": list(dataset.input_shape)}
+
+
+def _trees(args: argparse.Namespace, dataset: Any, defense: str) -> dict[str, Any]:
+    """A tree ensemble (advlab.trees), saved in its library's format with the sidecar."""
+    from advlab.cli.common import UsageError
+    from advlab.trees.io import train_and_save
+
+    if defense != "none":
+        raise UsageError(f"--defense {defense} trains networks; for tree ensembles use "
+                         "advlab.trees.defense.augmented_training (docs/trees.md)")
+    out = train_and_save(dataset, args.model, args.out, n_estimators=args.trees,
+                         max_depth=args.depth, seed=args.seed,
+                         dataset_record=_dataset_record(args, dataset))
+    log(f"test accuracy: {out['test_accuracy']:.2%} ({out['seconds']:.1f} s); wrote {args.out}")
+    return {"command": "train", **out}
 
 
 def check_defense_options(args: argparse.Namespace, defense: str) -> None:

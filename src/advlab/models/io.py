@@ -6,6 +6,8 @@ metrics, so any advlab command can rebuild the model from the folder alone. Noth
 unpickled: safetensors holds raw tensors only, and a plain ``state_dict`` file (``.pt``) is read
 with ``torch.load(weights_only=True)``. Every problem with a model folder raises
 :class:`~advlab.errors.ModelFileError`, naming the file (and the line, for the sidecar).
+A tree ensemble's folder holds its library's own safe format instead of the weights
+(:mod:`advlab.trees.io`), with the same sidecar.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from advlab.models.zoo import build
 __all__ = ["ModelFileError", "load", "load_state", "read_sidecar", "save"]
 
 WEIGHTS, SIDECAR = "model.safetensors", "advlab.json"
+TREE_ARCHITECTURES = ("xgboost", "lightgbm", "random-forest")  # advlab.trees.model.TREE_KINDS
 FORMAT_VERSION = 1
 
 
@@ -38,6 +41,12 @@ def save(model: nn.Module, folder: str | Path, *, architecture: str, arguments: 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
+    return write_sidecar(folder, architecture=architecture, arguments=arguments, **metadata)
+
+
+def write_sidecar(folder: Path, *, architecture: str, arguments: dict[str, Any],
+                  **metadata: Any) -> Path:
+    """Write ``folder/advlab.json`` (the model files are the caller's); returns ``folder``."""
     from advlab import __version__
 
     sidecar = {"format": FORMAT_VERSION, "advlab_version": __version__,
@@ -157,6 +166,10 @@ def load(folder: str | Path, *,
     """
     folder = Path(folder)
     sidecar = read_sidecar(folder)
+    if sidecar["architecture"] in TREE_ARCHITECTURES:  # a tree ensemble: its library's format
+        from advlab.trees.io import load_trees
+
+        return load_trees(folder, sidecar, device=device)
     weights = folder / WEIGHTS
     if not weights.is_file():
         legacy = folder / "model.pt"
