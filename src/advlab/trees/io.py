@@ -100,8 +100,8 @@ def check_not_pickle(path: Path, kind: str) -> None:
         head = f.read(8)
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise ModelFileError(path, None, f"this is a Python pickle, not a {kind} model file; "
-                             "advlab never unpickles (loading a pickle runs arbitrary code). Save the "
-                             "model in its library's own format (advlab train does)")
+                             "advlab never unpickles (loading a pickle runs arbitrary code). "
+                             "Save the model in its library's own format (advlab train does)")
     if not any(head.lstrip()[:len(m)] == m for m in _MAGIC[kind]):
         raise ModelFileError(path, None, f"not a {kind} model file (starts with {head!r})")
 
