@@ -21,7 +21,7 @@ from advlab.explain.attributions import (
     saliency,
     shapley_sampling,
 )
-from advlab.explain.finetune import ShapPipeline, xai_fine_tune
+from advlab.explain.finetune import ShapPipeline, xai_fine_tune, xenia_refine
 from advlab.explain.guided import guided_attack, restrict_threat, success_vs_k
 from advlab.explain.permutation import Importance, feature_groups, model_parts
 from advlab.explain.robust_features import (
@@ -31,12 +31,12 @@ from advlab.explain.robust_features import (
     robust_feature_selection,
     select_robust,
 )
-from advlab.explain.signatures import ShapSignatureDetector
+from advlab.explain.signatures import ShapSignatureDetector, calibration_shift, split_rows
 
 __all__ = [
     "FeatureSubset", "Importance", "RobustFeatures", "ShapPipeline", "ShapSignatureDetector",
-    "TrainSettings", "deeplift_shap", "feature_groups", "feature_mask", "grad_cam",
-    "gradient_shap", "guided_attack", "integrated_gradients", "model_parts", "restrict_threat",
-    "robust_feature_selection", "saliency", "select_robust", "shapley_sampling",
-    "success_vs_k", "xai_fine_tune",
+    "TrainSettings", "calibration_shift", "deeplift_shap", "feature_groups", "feature_mask",
+    "grad_cam", "gradient_shap", "guided_attack", "integrated_gradients", "model_parts",
+    "restrict_threat", "robust_feature_selection", "saliency", "select_robust",
+    "shapley_sampling", "split_rows", "success_vs_k", "xai_fine_tune", "xenia_refine",
 ]
