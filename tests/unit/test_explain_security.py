@@ -28,6 +28,7 @@ from advlab.explain import (
     robust_feature_selection,
     select_robust,
     xai_fine_tune,
+    xenia_refine,
 )
 from advlab.models import save, train_classifier
 from advlab.report import explain_plots
@@ -154,6 +155,51 @@ def test_xai_fine_tune_leaves_the_at_model_alone_and_is_deterministic() -> None:
     assert deep(x[:5]).shape == (5, 2)
     with pytest.raises(ValueError, match="shap must be"):
         xai_fine_tune(at_model, x, y, background=x[:20], shap="kernel")  # type: ignore[arg-type]
+
+
+def test_xai_fine_tune_authors_protocol_and_the_double_fine_tuning() -> None:
+    """XENIA's options (the authors' code): SHAP at the true label for training rows, min-max
+    scaling, early stopping on a stratified 20 %; then :func:`xenia_refine` back on raw rows."""
+    x, y, _, _ = _tabular(400)
+    torch.manual_seed(0)
+    at_model = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 2))
+    bg = x[:20]
+    pipe = xai_fine_tune(at_model, x, y, background=bg, shap="deeplift", explain_train="label",
+                         scale="minmax", epochs=20, lr=1e-2, val_fraction=0.2, patience=3)
+    phi = pipe.representation(x, y)
+    scaled = pipe.scaler(phi)
+    torch.testing.assert_close(scaled.min(0).values, torch.zeros(7), atol=1e-5, rtol=0)
+    # a constant SHAP column (none here) would get range 1e-8; every column spans [0, 1]
+    torch.testing.assert_close(scaled.max(0).values, torch.ones(7), atol=1e-5, rtol=0)
+    head_before = [p.detach().clone() for p in pipe.head.parameters()]
+    raw = xenia_refine(pipe, x, y, epochs=20, lr=1e-2, val_fraction=0.2, patience=3)
+    assert all(torch.equal(a, b) for a, b in zip(head_before, pipe.head.parameters(),
+                                                 strict=True))
+    assert raw(x[:5]).shape == (5, 2)
+    assert (raw(x).argmax(1) == y).float().mean() > 0.7
+    with pytest.raises(ValueError, match="explain_train"):
+        xai_fine_tune(at_model, x, y, background=bg, explain_train="truth")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs val_fraction"):
+        xai_fine_tune(at_model, x, y, background=bg, patience=2)
+
+
+def test_shap_pipeline_explains_a_linear_model_at_the_given_class() -> None:
+    """DeepLIFT-SHAP of a linear model is ``w_t ⊙ (x - mean(background))`` exactly: the
+    representation at the true labels picks each row's own ``w_t``."""
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 3)
+    x, bg = torch.rand(12, 4), torch.rand(8, 4)
+    y = torch.arange(12) % 3
+    from advlab.explain import ShapPipeline
+
+    pipe = ShapPipeline(lin, nn.Identity(), bg, shap="deeplift", n_samples=1,
+                        target="predicted", seed=0)
+    expected = lin.weight.detach()[y] * (x - bg.mean(0))
+    torch.testing.assert_close(pipe.representation(x, y), expected, atol=1e-5, rtol=1e-5)
+    pred = lin(x).argmax(1)
+    torch.testing.assert_close(pipe.representation(x),
+                               lin.weight.detach()[pred] * (x - bg.mean(0)), atol=1e-5,
+                               rtol=1e-5)
 
 
 def test_explain_figures_from_plain_data() -> None:

@@ -163,6 +163,59 @@ def test_injection_respects_a_narrower_box() -> None:
     assert ((p.x[40:] >= 0.2 - 1e-12) & (p.x[40:] <= 0.8 + 1e-12)).all()
 
 
+def test_rbf_hinge_gradient_matches_finite_differences_in_high_dimension() -> None:
+    """The RBF case at MNIST-like scale: 50 features in [0, 1], gamma = 1 / (D var(x)) (the
+    ``scale`` default), a clone of a point of the other class as the attack point (the paper's
+    start). Central differences along random directions and along the gradient itself."""
+    rng = np.random.default_rng(3)
+    d = 50
+    x = np.clip(rng.normal(0.5, 0.25, (60, d)), 0, 1)
+    y = np.where(x[:, :5].sum(1) + 0.3 * rng.normal(size=60) > 2.5, 1.0, -1.0)
+    xv = np.clip(rng.normal(0.5, 0.25, (200, d)), 0, 1)
+    yv = np.where(xv[:, :5].sum(1) > 2.5, 1.0, -1.0)
+    svm = _Svm("rbf", 1.0, 1.0 / (d * x.var()), tol=1e-11)
+    checked = 0
+    for i in np.flatnonzero(y == -1)[:12]:
+        xa, ya = np.vstack([x, x[i]]), np.append(y, 1.0)
+        model = svm.fit(xa, ya)
+        alpha = np.zeros(61)
+        alpha[model.support_] = np.abs(model.dual_coef_[0])
+        if alpha[60] == 0 or not ((alpha[:60] > 1e-8) & (alpha[:60] < 1 - 1e-8)).any():
+            continue
+        grad = hinge_gradient(svm, model, xa, ya, xv, yv, 60)
+
+        def loss(v: np.ndarray, xa: np.ndarray = xa, ya: np.ndarray = ya) -> float:
+            t = xa.copy()
+            t[60] = v
+            return hinge(svm.fit(t, ya), xv, yv)
+
+        for direction in (rng.normal(size=d), grad):
+            u = direction / np.linalg.norm(direction)
+            fd = (loss(x[i] + 1e-4 * u) - loss(x[i] - 1e-4 * u)) / 2e-4
+            assert grad @ u == pytest.approx(fd, rel=0.15, abs=2e-5), (i, alpha[60])
+        checked += 1
+    assert checked >= 5
+
+
+def test_fixed_schedule_climbs_and_stops_by_its_patience_rule() -> None:
+    """The authors' schedule: fixed steps along the unit gradient, every step taken; the best
+    point visited is kept; starting copies come from the validation set."""
+    x, y = blobs(60, d=5, seed=1, sep=0.5)
+    xv, yv = blobs(200, d=5, seed=2, sep=0.5)
+    for kernel in ("linear", "rbf"):
+        p = svm_injection(x, y, x_val=xv, y_val=yv, n_points=2, kernel=kernel,  # type: ignore[arg-type]
+                          schedule="fixed", step_size=0.05, max_steps=200, patience=10,
+                          start_from="validation", start_candidates=1, generator=gen())
+        assert ((p.x[60:] >= 0) & (p.x[60:] <= 1)).all()
+        for start, end, steps in zip(p.info["start_hinge"], p.info["validation_hinge"],
+                                     p.info["steps"], strict=True):
+            assert end > start and 10 < steps <= 200
+        assert p.info["schedule"] == "fixed" and p.info["start_from"] == "validation"
+        assert all(0 <= i < 200 for i in p.info["start_rows"])  # rows of the validation set
+    with pytest.raises(ValueError, match="schedule must be"):
+        svm_injection(x, y, x_val=xv, y_val=yv, schedule="adam")  # type: ignore[arg-type]
+
+
 def test_injection_checks_its_arguments() -> None:
     x, y = blobs(20)
     with pytest.raises(ValueError, match="exactly two classes"):

@@ -1,13 +1,19 @@
 """What the training-set filters against poisoning share: the result and the representations.
 
-A filter (:mod:`advlab.defenses.activation_clustering`, :mod:`advlab.defenses.spectral`) reads
-the representation that a model trained on the suspect data gives each training row, flags
-rows as poisoned, and returns a :class:`PoisonFilter`: retrain on ``x[kept]``, ``y[kept]``.
+A filter (:mod:`advlab.defenses.activation_clustering`, :mod:`advlab.defenses.spectral`) is
+given ``model``, a network trained on the suspect training set ``(x, y)`` (``(N, *D)`` inputs
+and their int64 labels), and reads the *representation* that network gives each training row:
+by default the input of its last ``nn.Linear`` (the penultimate layer, where a backdoor's rows
+separate from the clean rows of their label), or the output of ``layer``; rows go through the
+network ``batch_size`` at a time, in eval mode (:func:`representations`). Each label is then
+analysed on its own, because a backdoor relabels all its rows to one target label. The filter
+flags rows as poisoned and returns a :class:`PoisonFilter`: retrain on ``x[kept]``, ``y[kept]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +31,13 @@ class PoisonFilter:
         kept: sorted int64 indices of the rest (train on ``x[kept]``, ``y[kept]``).
         scores: ``(N,)`` per-row outlier score, higher is more suspect (comparable within a
             label only).
+        info: what the filter measured per label (JSON-serialisable), e.g. cluster sizes.
     """
 
     removed: Tensor
     kept: Tensor
     scores: Tensor
+    info: dict[str, Any] = field(default_factory=dict)
 
     def metrics(self, poisoned: Tensor) -> dict[str, float]:
         """Precision and recall of the removal against the true poisoned ``indices``."""
@@ -44,8 +52,9 @@ class PoisonFilter:
                 "removed": float(flagged.sum()), "poisoned": float(truth.sum())}
 
 
-def from_mask(flagged: Tensor, scores: Tensor) -> PoisonFilter:
-    return PoisonFilter(flagged.nonzero()[:, 0], (~flagged).nonzero()[:, 0], scores)
+def from_mask(flagged: Tensor, scores: Tensor, info: dict[str, Any] | None = None) -> PoisonFilter:
+    return PoisonFilter(flagged.nonzero()[:, 0], (~flagged).nonzero()[:, 0], scores,
+                        dict(info or {}))
 
 
 @torch.no_grad()

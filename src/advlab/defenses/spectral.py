@@ -6,7 +6,8 @@ representations ``R`` of the rows with that label, centre them, and score every 
 squared projection on the top right singular vector of the centred matrix. Poisoned rows, which
 share a feature the clean rows lack, stand out along that direction. Remove the
 ``removal_factor * expected_rate * n_label`` highest-scoring rows of each label (the paper's
-1.5 ε), then retrain on the rest.
+1.5 ε), then retrain on the rest. The inputs and representations every filter shares are
+described in :mod:`advlab.defenses.poison_filter`.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ def spectral_signatures(model: nn.Module, x: Tensor, y: Tensor, *, expected_rate
     """Score every training row and flag the outliers of each label (Tran et al. 2018, Alg. 1).
 
     Args:
-        model: the network trained on ``(x, y)``; its representation is the input of its last
-            ``nn.Linear`` (the penultimate layer), or the output of ``layer``.
-        x, y: the training set it was trained on.
+        model, x, y, layer, batch_size: the suspect training set, the network trained on it and
+            where its representation is read (:mod:`advlab.defenses.poison_filter`).
         expected_rate: ε, an upper bound on the poisoned fraction *of a label* (the paper's ε:
             a backdoor relabels all its rows to one target, so the share within that label is
             the one to bound), in (0, 1).
         removal_factor: remove ``removal_factor * ε * n_label`` rows per label (1.5 in the
             paper).
-        batch_size: rows per forward pass.
+
+    Returns:
+        :class:`PoisonFilter`; ``scores`` are the squared projections (the outlier scores).
     """
     if not 0 < expected_rate < 1:
         raise ValueError(f"spectral_signatures: expected_rate must lie in (0, 1), got "

@@ -19,10 +19,10 @@ __all__, __getattr__, __dir__ = _lazy_exports(__name__, {
     "attributions": ["deeplift_shap", "feature_mask", "grad_cam", "gradient_shap",
         "integrated_gradients", "saliency", "shapley_sampling"],
     "explanation": ["attribution_ranking", "explain_samples"],
-    "finetune": ["ShapPipeline", "xai_fine_tune"],
+    "finetune": ["ShapPipeline", "xai_fine_tune", "xenia_refine"],
     "guided": ["guided_attack", "restrict_threat", "success_vs_k"],
     "permutation": ["Importance", "feature_groups", "model_parts"],
     "robust_features": ["FeatureSubset", "RobustFeatures", "TrainSettings",
         "robust_feature_selection", "select_robust"],
-    "signatures": ["ShapSignatureDetector"],
+    "signatures": ["ShapSignatureDetector", "calibration_shift", "split_rows"],
 })

@@ -16,7 +16,11 @@ the margin support vectors and ``beta = y_S * dalpha_S / du``,
 
 The learner is scikit-learn's ``SVC`` (linear or RBF kernel), retrained at every step as in the
 paper. Points are injected one after another, each against the SVM poisoned by the previous
-ones, and every step is projected back onto the feature bounds.
+ones, and every step is projected back onto the feature bounds. Two step schedules:
+``"fixed"`` is Algorithm 1 as the authors' code runs it (their ``attack_rbf_SVM.m``): a fixed
+step along the unit gradient, taken whatever the loss does, until the validation error has not
+risen for ``patience`` steps; ``"backtracking"`` (the default) undoes a step that lowers the
+loss and halves the step size.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -34,6 +39,7 @@ from advlab.domain import Domain
 from advlab.poisoning.base import Poisoned, check_training_set
 
 Kernel = Literal["linear", "rbf"]
+Schedule = Literal["backtracking", "fixed"]
 
 
 def svm_injection(x: Tensor, y: Tensor, *, x_val: Tensor, y_val: Tensor, n_points: int = 1,
@@ -42,20 +48,23 @@ def svm_injection(x: Tensor, y: Tensor, *, x_val: Tensor, y_val: Tensor, n_point
                   domain: Domain | None = None, step_size: float | None = None,
                   max_steps: int = 100,
                   tol: float = 1e-5, start_candidates: int = 5,
+                  schedule: Schedule = "backtracking", patience: int = 50,
+                  start_from: Literal["train", "validation"] = "train",
                   generator: torch.Generator | None = None,
                   progress: bool = False) -> Poisoned:
     """Inject ``n_points`` poisoning points into a two-class training set (Biggio et al. 2012).
 
-    Each point starts as a copy of a training point of the class opposite to ``attack_class``,
-    labelled ``attack_class`` (the paper's initialisation; the best of ``start_candidates``
-    random copies that the current SVM puts beyond the margin, see :func:`_start`), then climbs
-    the
-    validation hinge loss by steps of ``step_size`` along the normalised gradient, each
-    projected onto ``domain``'s bounds. A step that lowers the loss is undone and the step size
-    halved (it doubles again after a successful step, up to
-    ``step_size``); the search stops after ``max_steps`` steps, or when the step size falls below
-    ``tol``. The best point found is kept, and the next point is crafted against the SVM
-    trained with it.
+    Each point starts as a copy of a point of the class opposite to ``attack_class`` (from the
+    training set, or the validation set as in the authors' code), labelled ``attack_class``
+    (the paper's initialisation; the best of ``start_candidates`` random copies that the
+    current SVM puts beyond the margin, see :func:`_start`), then climbs the validation hinge
+    loss by steps of ``step_size`` along the normalised gradient, each projected onto
+    ``domain``'s bounds. ``schedule="backtracking"``: a step that lowers the loss is undone and
+    the step size halved (it doubles again after a successful step, up to ``step_size``); the
+    search stops after ``max_steps`` steps, or when the step size falls below ``tol``.
+    ``schedule="fixed"``: every step is taken; the search stops after ``max_steps`` steps, or
+    when the validation error is no higher than ``patience`` steps before. Either way the best
+    point found is kept, and the next point is crafted against the SVM trained with it.
 
     Args:
         x, y: the training set, ``(N, *D)`` and int64 ``(N,)`` with exactly two classes.
@@ -68,8 +77,9 @@ def svm_injection(x: Tensor, y: Tensor, *, x_val: Tensor, y_val: Tensor, n_point
             injected point must be a continuous box point.
         step_size: the L2 length of a step; default 7% of the diagonal of the feature box (2.0
             for 784 pixels in [0, 1]).
-        max_steps, tol: the gradient ascent (see above).
+        max_steps, tol, schedule, patience: the gradient ascent (see above).
         start_candidates: starting copies tried per point (1 = the paper's single clone).
+        start_from: ``"train"`` or ``"validation"``: where the starting copies come from.
         generator: picks the starting points. progress: a tqdm bar over the points.
 
     Returns:
@@ -88,8 +98,12 @@ def svm_injection(x: Tensor, y: Tensor, *, x_val: Tensor, y_val: Tensor, n_point
         raise ValueError(f"{name}: y_val has classes outside {classes.tolist()}")
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"{name}: kernel must be 'linear' or 'rbf', got {kernel!r}")
-    if start_candidates < 1:
-        raise ValueError(f"{name}: start_candidates must be >= 1, got {start_candidates}")
+    if start_candidates < 1 or patience < 1:
+        raise ValueError(f"{name}: start_candidates and patience must be >= 1, got "
+                         f"{start_candidates}, {patience}")
+    if schedule not in ("backtracking", "fixed") or start_from not in ("train", "validation"):
+        raise ValueError(f"{name}: schedule must be 'backtracking' or 'fixed' and start_from "
+                         f"'train' or 'validation', got {schedule!r}, {start_from!r}")
     if n_points < 0 or max_steps < 1 or (step_size is not None and step_size <= 0) or C <= 0:
         raise ValueError(f"{name}: need n_points >= 0, max_steps >= 1, step_size > 0 and C > 0; "
                          f"got {n_points}, {max_steps}, {step_size}, {C}")
@@ -113,25 +127,33 @@ def svm_injection(x: Tensor, y: Tensor, *, x_val: Tensor, y_val: Tensor, n_point
     ys, yv = sign(y.cpu().numpy()), sign(y_val.cpu().numpy())
     xv = x_val.detach().flatten(1).cpu().double().numpy()
     yc = float(sign(np.array([y_c]))[0])
-    pool = np.flatnonzero(ys != yc)  # rows of the other class: the clones to start from
+    source = xs if start_from == "train" else xv
+    pool = np.flatnonzero((ys if start_from == "train" else yv) != yc)  # the other class
+    ascend = _ascend if schedule == "backtracking" else _ascend_fixed
     points, starts_loss, losses, steps, starts = [], [], [], [], []
-    for _ in tqdm(range(n_points), desc=name, unit="point", disable=not progress, leave=False):
-        i = _start(svm, xs, ys, xv, yv, pool, yc, start_candidates, generator)
-        starts.append(i)
-        u, (first, loss), n = _ascend(svm, xs, ys, xv, yv, xs[i].copy(), yc, lo, hi, step,
-                                      max_steps, tol)
-        points.append(u)
-        starts_loss.append(first)
-        losses.append(loss)
-        steps.append(n)
-        xs, ys = np.vstack([xs, u]), np.append(ys, yc)
+    # one BLAS thread: the fits and kernels are small, and with more threads on a busy machine
+    # each ascent step cost 6x the CPU time (0.22 s instead of 0.04 s on MNIST 7 vs 1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in tqdm(range(n_points), desc=name, unit="point", disable=not progress,
+                      leave=False):
+            i = _start(svm, xs, ys, xv, yv, source, pool, yc, start_candidates, generator)
+            starts.append(i)
+            u, (first, loss), n = ascend(svm, xs, ys, xv, yv, source[i].copy(), yc, lo, hi,
+                                         step, max_steps,
+                                         tol if schedule == "backtracking" else patience)
+            points.append(u)
+            starts_loss.append(first)
+            losses.append(loss)
+            steps.append(n)
+            xs, ys = np.vstack([xs, u]), np.append(ys, yc)
     n = x.shape[0]
     injected = torch.from_numpy(np.array(points).reshape(n_points, *x.shape[1:])).to(x)
     x_new = torch.cat([x, injected])
     y_new = torch.cat([y, torch.full((n_points,), y_c, dtype=y.dtype, device=y.device)])
     return Poisoned(x_new, y_new, torch.arange(n, n + n_points, device=y.device), "injection",
                     {"attack": name, "kernel": kernel, "C": C, "gamma": g, "attack_class": y_c,
-                     "step_size": step, "max_steps": max_steps,
+                     "step_size": step, "max_steps": max_steps, "schedule": schedule,
+                     "start_from": start_from,
                      "start_rows": starts, "start_hinge": starts_loss,
                      "validation_hinge": losses, "steps": steps})
 
@@ -214,17 +236,18 @@ def hinge_gradient(svm: _Svm, model: Any, x: np.ndarray, y: np.ndarray, x_val: n
 
 
 def _start(svm: _Svm, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-           pool: np.ndarray, y_c: float, candidates: int,
+           source: np.ndarray, pool: np.ndarray, y_c: float, candidates: int,
            generator: torch.Generator | None) -> int:
-    """The starting row: of ``candidates`` random rows of ``pool`` that, labelled ``y_c``, are
-    margin errors of the current SVM (``y_c f(x) <= -1``, so the clone gets ``alpha = C`` and
-    moves the SVM), the one whose clone gives the highest validation hinge loss. The paper
-    clones one arbitrary row; once earlier points have moved the boundary, an arbitrary clone
-    may have no influence (``alpha = 0``, no gradient) or may even help the learner."""
-    errors = pool[y_c * svm.fit(x, y).decision_function(x[pool]) <= -1]
+    """The starting row of ``source``: of ``candidates`` random rows of ``pool`` that, labelled
+    ``y_c``, are margin errors of the current SVM (``y_c f(x) <= -1``, so the clone gets
+    ``alpha = C`` and moves the SVM), the one whose clone gives the highest validation hinge
+    loss. The paper clones one arbitrary row; once earlier points have moved the boundary, an
+    arbitrary clone may have no influence (``alpha = 0``, no gradient) or may even help the
+    learner."""
+    errors = pool[y_c * svm.fit(x, y).decision_function(source[pool]) <= -1]
     choices = errors if errors.size else pool
     pick = torch.randperm(choices.size, generator=generator)[:candidates].numpy()
-    losses = [hinge(svm.fit(np.vstack([x, x[i]]), np.append(y, y_c)), x_val, y_val)
+    losses = [hinge(svm.fit(np.vstack([x, source[i]]), np.append(y, y_c)), x_val, y_val)
               for i in choices[pick]]
     return int(choices[pick[int(np.argmax(losses))]])
 
@@ -238,12 +261,7 @@ def _ascend(svm: _Svm, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: n
     best = start = hinge(model, x_val, y_val)
     max_step, n = step, 0
     for n in range(1, max_steps + 1):  # noqa: B007
-        g = hinge_gradient(svm, model, xa, ya, x_val, y_val, c)
-        # drop the components that the bounds would clip away, so that the normalised step
-        # spends its whole length on coordinates that can move
-        g = movable(torch.from_numpy(g), torch.from_numpy(xa[c]), torch.from_numpy(lo),
-                    torch.from_numpy(hi)).numpy()
-        size = np.linalg.norm(g)
+        g, size = _direction(svm, model, xa, ya, x_val, y_val, c, lo, hi)
         if size == 0:
             break
         while step >= tol:
@@ -259,3 +277,46 @@ def _ascend(svm: _Svm, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: n
         else:
             break
     return xa[c], (start, best), n
+
+
+def _direction(svm: _Svm, model: Any, xa: np.ndarray, ya: np.ndarray, x_val: np.ndarray,
+               y_val: np.ndarray, c: int, lo: np.ndarray,
+               hi: np.ndarray) -> tuple[np.ndarray, float]:
+    """The KKT gradient at the attack point (row ``c``), without the components that the bounds
+    would clip away (so that a normalised step spends its whole length on coordinates that can
+    move), and its L2 norm."""
+    g = hinge_gradient(svm, model, xa, ya, x_val, y_val, c)
+    g = movable(torch.from_numpy(g), torch.from_numpy(xa[c]), torch.from_numpy(lo),
+                torch.from_numpy(hi)).numpy()
+    return g, float(np.linalg.norm(g))
+
+
+def _ascend_fixed(svm: _Svm, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
+                  y_val: np.ndarray, u: np.ndarray, y_c: float, lo: np.ndarray, hi: np.ndarray,
+                  step: float, max_steps: int,
+                  patience: float) -> tuple[np.ndarray, tuple[float, float], int]:
+    """Algorithm 1 with the authors' schedule: every step of length ``step`` along the unit
+    gradient is taken (projected on the box); stop when the validation error has not risen over
+    the last ``patience`` steps. Returns the point of highest validation hinge loss visited."""
+    xa, ya, c = np.vstack([x, u]), np.append(y, y_c), x.shape[0]
+    model = svm.fit(xa, ya)
+    best = start = hinge(model, x_val, y_val)
+    best_u, errors, n = xa[c].copy(), [_error(model, x_val, y_val)], 0
+    wait = int(patience)
+    for n in range(1, max_steps + 1):  # noqa: B007
+        g, size = _direction(svm, model, xa, ya, x_val, y_val, c, lo, hi)
+        if size == 0:
+            break
+        xa[c] = np.clip(xa[c] + step * g / size, lo, hi)
+        model = svm.fit(xa, ya)
+        loss = hinge(model, x_val, y_val)
+        errors.append(_error(model, x_val, y_val))
+        if loss > best:
+            best, best_u = loss, xa[c].copy()
+        if n > wait and errors[-1] - errors[-1 - wait] <= 1e-6:
+            break
+    return best_u, (start, best), n
+
+
+def _error(model: Any, x_val: np.ndarray, y_val: np.ndarray) -> float:
+    return float((np.sign(model.decision_function(x_val)) != y_val).mean())
