@@ -17,10 +17,12 @@ from typing import Any
 from advlab.cli.common import (
     UsageError,
     attack_from_flag,
+    device_of,
     load_model,
     log,
     model_and_data_options,
     recorded_dataset,
+    run_options,
 )
 
 
@@ -47,11 +49,7 @@ def register(sub: Any) -> None:
                    help="white-box attack to craft on the substitute and transfer (repeatable)")
     p.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
     p.add_argument("--eps", help="comma-separated budgets for --attack, e.g. 0.1,0.2,0.3")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output folder: substitute.json and the substitute's model folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p, out="output folder: substitute.json and the substitute's model folder")
     p.set_defaults(run=substitute)
 
     t = sub.add_parser("transfer", help="transferability matrix: attacks crafted on each "
@@ -65,17 +63,15 @@ def register(sub: Any) -> None:
     t.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
     t.add_argument("--eps", type=float, required=True, help="the attack budget")
     t.add_argument("--n", type=int, default=500, help="test samples (default 500)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--out", type=Path, required=True,
-                   help="output folder: transfer.json, transfer.md and transfer.svg")
+    run_options(t, out="output folder: transfer.json, transfer.md and transfer.svg",
+                quiet=False)
     t.add_argument("--report-dir", type=Path,
                    help="an `advlab evaluate` output folder: add the matrix to its summary.json "
                    "(key 'transfer') and re-render its report.html with the heat map")
     t.set_defaults(run=transfer)
 
 
-def _load(folder: str, device: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def _load(folder: str, device: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     config = argparse.Namespace(model=folder, model_factory=None, device=device)
     return load_model(config)
 
@@ -103,6 +99,7 @@ def substitute(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError:
         raise UsageError(f"--eps {args.eps!r}: expected comma-separated numbers") from None
     attacks = [_attack_entry(a, args.norm) for a in args.attack or []]
+    args.device = device_of(args.device)
     target, card, recorded = _load(args.model, args.device)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
     architecture = args.architecture or card.get("architecture") or "mlp"
@@ -160,6 +157,7 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.report.plots import transfer_figure
 
     name, params = _attack_entry(args.attack, args.norm)
+    args.device = device_of(args.device)
     loaded = {}
     recorded: dict[str, Any] = {}
     for folder in dict.fromkeys([*args.source, *args.target]):

@@ -12,10 +12,12 @@ from typing import Any
 from advlab.cli.common import (
     UsageError,
     attack_from_flag,
+    device_of,
     load_model,
     log,
     model_and_data_options,
     recorded_dataset,
+    run_options,
 )
 
 
@@ -39,11 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rounds", type=int, default=0,
                    help="rounds of detect-and-retrain (0: only fit and measure the detector)")
     p.add_argument("--fine-tune-epochs", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output folder: detection.json, and model/ after retraining")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p, out="output folder: detection.json, and model/ after retraining")
     p.set_defaults(run=detect)
 
 
@@ -58,7 +56,8 @@ def detect(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--fpr must be in (0, 1), got {args.fpr}")
     if args.n < 10 or args.rounds < 0 or args.eps <= 0:
         raise UsageError("need --n >= 10, --rounds >= 0 and --eps > 0")
-    config = argparse.Namespace(model=args.model, model_factory=None, device=args.device)
+    config = argparse.Namespace(model=args.model, model_factory=None,
+                                device=device_of(args.device))
     model, _, recorded = load_model(config)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
     if 3 * args.n > len(dataset.y_train) or args.n > len(dataset.y_test):

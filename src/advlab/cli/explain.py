@@ -12,11 +12,13 @@ from typing import Any
 from advlab.cli.common import (
     UsageError,
     attack_from_flag,
+    device_of,
     load_dataset,
     load_model,
     log,
     model_and_data_options,
     recorded_dataset,
+    run_options,
 )
 
 # the method names, without importing torch and captum when the parser is built
@@ -42,10 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy",
                    help="permutation: the loss")
     p.add_argument("--top", type=int, default=20, help="features shown in the bar chart")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    run_options(p, quiet=False)
     p.set_defaults(run=explain)
 
     r = sub.add_parser("robust-features", help="XAI-based robust feature selection (Al-Essa et "
@@ -69,10 +69,8 @@ def register(sub: Any) -> None:
     r.add_argument("--permutations", type=int, default=10)
     r.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy")
     r.add_argument("--eval-samples", type=int, default=2000)
-    r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    r.add_argument("--out", type=Path, required=True, help="output folder")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(r)
     r.set_defaults(run=robust_features)
 
 
@@ -104,6 +102,7 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("need --n >= 2, --steps >= 1, --samples >= 1, --background >= 2 and "
                          "--permutations >= 1")
     _threads(args)
+    args.device = device_of(args.device)
     config = argparse.Namespace(model=args.model, model_factory=None, device=args.device)
     model, _, recorded = load_model(config)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
@@ -133,6 +132,7 @@ def robust_features(args: argparse.Namespace) -> dict[str, Any]:
 
     if min(args.k) < 1 or args.eps <= 0 or args.epochs < 1:
         raise UsageError("need every --k >= 1, --eps > 0 and --epochs >= 1")
+    device_of(args.device, cpu_only="robust-features")
     _threads(args)
     dataset = load_dataset(args)
     if dataset.x_train.dim() != 2:

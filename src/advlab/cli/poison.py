@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from advlab.cli.common import UsageError, load_dataset, log
+from advlab.cli.common import UsageError, device_of, load_dataset, log, run_options
 
 ATTACKS = ("label-flip", "svm-injection", "backdoor")
 
@@ -35,10 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument("--labels", choices=("binary", "5class"), default="binary",
                    help="NSL-KDD / KDD Cup 99 labels")
     p.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--rate", type=float, default=0.05,
                    help="poisoned fraction of the training set (label-flip, backdoor)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, help="seeds for the curve (SVM attacks)")
     svm = p.add_argument_group("SVM attacks (label-flip, svm-injection)")
     svm.add_argument("--classes", help="the two classes to keep, e.g. 7,1")
@@ -59,13 +57,14 @@ def register(sub: Any) -> None:
     bd.add_argument("--epochs", type=int, default=10)
     bd.add_argument("--lr", type=float, default=2e-3)
     bd.add_argument("--defense", choices=("none", "activation-clustering"), default="none")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p)
     p.set_defaults(run=poison)
 
 
 def poison(args: argparse.Namespace) -> dict[str, Any]:
     if not 0 <= args.rate <= 1:
         raise UsageError(f"--rate must lie in [0, 1], got {args.rate}")
+    device_of(args.device, cpu_only="poison")
     ds = load_dataset(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.attack == "backdoor":
