@@ -12,22 +12,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from advlab.cli import main
+from cli_runs import ADVLAB, ENV, run, train_digits_mlp
 
-ADVLAB = [sys.executable, "-m", "advlab"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 BATCHES = 12
-
-
-def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*ADVLAB, *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
 
 
 def call(capsys, *args: str) -> tuple[int, str, str]:
@@ -45,10 +38,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "mlp"
-    assert main(["train", "--dataset", "digits", "--model", "mlp", "--epochs", "4", "--lr",
-                 "3e-3", "--val-fraction", "0", "--quiet", "--out", str(out)]) == 0
-    return out
+    return train_digits_mlp(tmp_path_factory.mktemp("model"))
 
 
 def flags(model: Path, out: Path, *extra: str) -> list[str]:
