@@ -2,10 +2,10 @@
 processes against 1, and the peak memory of an evaluation of the whole KDD Cup 99 test split.
 
 ``throughput``: NSL-KDD (KDDTest+, every record), PGD-20 under the Domain at three L∞ eps,
-`advlab evaluate` on 1 process and with ``--workers 2`` (torchrun, gloo), interleaved
-``--repeats`` times; the ratio of the medians of the wall times (the whole command, and the
-evaluation alone as timing.json records it). The summaries of the two are checked to be
-byte-identical.
+`advlab evaluate` on 1 process with 1 thread, on 1 process with 2 threads, and with
+``--workers 2`` (torchrun, gloo, 1 thread each), interleaved ``--repeats`` times; the ratios of
+the medians of the wall times (the whole command, and the evaluation alone as timing.json
+records it). Every summary is checked to be byte-identical to the first.
 
 ``memory``: an MLP trained on KDD Cup 99's 10 % file split with ``test_size=0.63`` (the largest
 test split that leaves the model a training split: 311,234 of the 494,021 records, about the
@@ -48,26 +48,35 @@ def throughput(args: argparse.Namespace, work: Path) -> None:
     n = 22544
     flags = ["evaluate", "--model", str(model), "--attack", "pgd:steps=20", "--eps",
              "linf=0.02,0.05,0.1", "--n", str(n), "--batch-size", "500", "--quiet"]
-    env = {**os.environ}
-    env.pop("OMP_NUM_THREADS", None)  # 1 process: torch's 2 threads; 2 processes: 1 each
-    walls: dict[int, list[float]] = {1: [], 2: []}
-    evals: dict[int, list[float]] = {1: [], 2: []}
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    configs = {  # name: (workers, environment); --workers 2 gives each process 1 thread
+        "1 process, 1 thread": (1, {**base, "OMP_NUM_THREADS": "1"}),
+        "1 process, 2 threads": (1, {**base, "OMP_NUM_THREADS": "2"}),
+        "2 processes, 1 thread each": (2, base)}
+    walls: dict[str, list[float]] = {name: [] for name in configs}
+    evals: dict[str, list[float]] = {name: [] for name in configs}
+    names = list(configs)
     for r in range(args.repeats):
-        for workers in (1, 2) if r % 2 == 0 else (2, 1):
-            out = work / f"w{workers}-{r}"
-            walls[workers].append(_run([*ADVLAB, *flags, "--out", str(out), "--workers",
-                                        str(workers)], env))
-            timing = json.loads((out / "timing.json").read_text())["timing"]
-            evals[workers].append(timing["wall_seconds"])
-    same = all((work / f"w2-{r}" / "summary.json").read_bytes() ==
-               (work / "w1-0" / "summary.json").read_bytes() for r in range(args.repeats))
+        for i, name in enumerate(names[r % 3:] + names[:r % 3]):  # rotate the order
+            workers, env = configs[name]
+            out = work / f"{i}-{r}"
+            walls[name].append(_run([*ADVLAB, *flags, "--out", str(out), "--workers",
+                                     str(workers)], env))
+            evals[name].append(json.loads((out / "timing.json").read_text())["timing"]
+                               ["wall_seconds"])
+            summary = (out / "summary.json").read_bytes()
+            same = summary == (work / "0-0" / "summary.json").read_bytes()
+            if not same:
+                raise SystemExit(f"{name}: summary differs from the first run's")
     print(f"NSL-KDD KDDTest+ n={n}, PGD-20 linf eps 0.02/0.05/0.1, batch 500, "
-          f"{args.repeats} interleaved repeats, {os.cpu_count()} cores; summaries of 2 "
-          f"processes byte-identical to 1: {same}")
-    print("| | 1 process | 2 processes | throughput ratio (2 / 1) |\n|---|---:|---:|---:|")
-    for name, figures in (("whole command (s)", walls), ("evaluation alone (s)", evals)):
-        one, two = statistics.median(figures[1]), statistics.median(figures[2])
-        print(f"| {name}, median | {one:.1f} | {two:.1f} | {one / two:.2f} |")
+          f"{args.repeats} interleaved repeats (order rotated), {os.cpu_count()} cores; every "
+          "summary byte-identical to the first")
+    one = statistics.median(walls[names[0]]), statistics.median(evals[names[0]])
+    print("| configuration | whole command, median s | evaluation alone, median s | throughput "
+          "vs 1 process, 1 thread (whole / evaluation) |\n|---|---:|---:|---:|")
+    for name in names:
+        wall, ev = statistics.median(walls[name]), statistics.median(evals[name])
+        print(f"| {name} | {wall:.1f} | {ev:.1f} | {one[0] / wall:.2f} / {one[1] / ev:.2f} |")
 
 
 def memory(args: argparse.Namespace, work: Path) -> None:
