@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,12 @@ from advlab.cli.common import (
     COUNT,
     EXIT_USAGE,
     RATE,
-    SEED,
     ArgumentParser,
     UsageError,
     emit,
     log,
     number,
+    run_options,
 )
 from advlab.cli.evaluate import attacks as run_attacks
 from advlab.cli.evaluate import evaluate as run_evaluate
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "from").set_defaults(run=datasets)
 
     train = sub.add_parser("train", help="train a zoo model and save weights plus sidecar")
-    training_options(train, require_out=True)
+    run_options(train, out="output folder for the model (weights + advlab.json)")
+    scale_options(train, "continue an interrupted training from the checkpoint in --out")
     train.add_argument("--dataset", required=True, help="dataset name (see `advlab datasets`)")
     train.add_argument("--data-path", type=Path, help="folder (or file) holding the data set")
     train.add_argument("--model", choices=("mlp", "small_cnn", "xgboost", "lightgbm",
@@ -83,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
                        default=0.1,
                        help="share of the training set held out for model selection")
     train.add_argument("--patience", type=COUNT, help="early-stopping patience in epochs")
-    train.add_argument("--device", default="cpu")
     defense = train.add_argument_group(
         "defenses", "adversarial training (pgd-at: Madry et al. 2018; fgsm-at: Wong et al. "
         "2020; trades: Zhang et al. 2019) or defensive distillation (Papernot et al. 2016); "
@@ -122,12 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="eps grid of one norm, e.g. linf=0.05,0.1 (repeatable)")
     ev.add_argument("--n", type=COUNT, help="number of samples (default 500)")
     ev.add_argument("--batch-size", type=COUNT)
-    ev.add_argument("--seed", type=SEED)
-    ev.add_argument("--device")
-    ev.add_argument("--out", help="output folder (default runs/eval)")
-    ev.add_argument("--resume", action="store_true",
-                    help="continue an interrupted run from its last complete batch")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(ev, out="output folder (default runs/eval)", required=False, seed=None,
+                device=None)
+    scale_options(ev, "continue an interrupted run from its last complete batches")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace the run already in --out (refused otherwise)")
     ev.set_defaults(run=run_evaluate)
 
     rep = sub.add_parser("report", help="re-render report.html from a run's summary.json")
@@ -143,20 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     poison_command.register(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded digits data")
-    training_options(demo, require_out=False)
+    run_options(demo, out="output folder: model/ and eval/ (default runs/demo)", required=False,
+                default=Path("runs/demo"))
     demo.set_defaults(run=run_demo)
     return parser
 
 
-def training_options(p: argparse.ArgumentParser, *, require_out: bool) -> None:
-    p.add_argument("--out", type=Path, required=require_out, default=Path("runs/demo"),
-                   help="output folder for the model (weights + advlab.json)")
-    p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def scale_options(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """``--workers N`` (the same command on N processes of this machine, under torchrun; see
+    docs/scale.md) and ``--resume``."""
+    p.add_argument("--workers", type=COUNT, default=1, metavar="N",
+                   help="run on N processes of this machine under torchrun (default 1)")
+    p.add_argument("--resume", action="store_true", help=resume_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # a usage error, already printed as one line: return its code
@@ -166,8 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    args.argv = argv  # what --workers hands to torchrun
     try:
-        emit(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = args.run(args)
+        if isinstance(result, int):  # the exit code of the processes torchrun launched
+            return result
+        if result is not None:  # None: a rank other than 0 of a torchrun run
+            emit(result)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         if args.debug:
             raise
@@ -179,3 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("advlab: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """advlab's own notices (a resume that drops a line, ...) as one line each on stderr."""
+    from advlab.evaluation.store import ResumeWarning
+
+    if issubclass(category, ResumeWarning):
+        print(f"advlab: {message}", file=sys.stderr, flush=True)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="",
+              file=sys.stderr)

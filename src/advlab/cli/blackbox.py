@@ -17,16 +17,17 @@ from typing import Any
 from advlab.cli.common import (
     COUNT,
     RATE,
-    SEED,
     UsageError,
     attack_from_flag,
     check_model_fits,
+    device_of,
     load_model,
     log,
     model_and_data_options,
     number,
     number_list,
     recorded_dataset,
+    run_options,
 )
 
 
@@ -55,11 +56,7 @@ def register(sub: Any) -> None:
     p.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
     p.add_argument("--eps", type=number_list(float, 0, low_open=True),
                    help="comma-separated budgets for --attack, e.g. 0.1,0.2,0.3")
-    p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output folder: substitute.json and the substitute's model folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p, out="output folder: substitute.json and the substitute's model folder")
     p.set_defaults(run=substitute)
 
     t = sub.add_parser("transfer", help="transferability matrix: attacks crafted on each "
@@ -73,17 +70,15 @@ def register(sub: Any) -> None:
     t.add_argument("--norm", default="linf", choices=("linf", "l2", "l1", "l0"))
     t.add_argument("--eps", type=RATE, required=True, help="the attack budget")
     t.add_argument("--n", type=COUNT, default=500, help="test samples (default 500)")
-    t.add_argument("--seed", type=SEED, default=0)
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--out", type=Path, required=True,
-                   help="output folder: transfer.json, transfer.md and transfer.svg")
+    run_options(t, out="output folder: transfer.json, transfer.md and transfer.svg",
+                quiet=False)
     t.add_argument("--report-dir", type=Path,
                    help="an `advlab evaluate` output folder: add the matrix to its summary.json "
                    "(key 'transfer') and re-render its report.html with the heat map")
     t.set_defaults(run=transfer)
 
 
-def _load(folder: str, device: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def _load(folder: str, device: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     config = argparse.Namespace(model=folder, model_factory=None, device=device)
     return load_model(config)
 
@@ -106,6 +101,7 @@ def substitute(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--attack needs --eps (comma-separated budgets)")
     eps_grid = args.eps or []
     attacks = [_attack_entry(a, args.norm) for a in args.attack or []]
+    args.device = device_of(args.device)
     target, card, recorded = _load(args.model, args.device)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
     check_model_fits(target, args.model, recorded, dataset, args.device)
@@ -167,6 +163,7 @@ def transfer(args: argparse.Namespace) -> dict[str, Any]:
     if args.report_dir is not None and not (args.report_dir / "summary.json").is_file():
         raise UsageError(f"--report-dir {args.report_dir}: no summary.json (an `advlab "
                          "evaluate` output folder is expected)")
+    args.device = device_of(args.device)
     loaded, records = {}, {}
     for folder in dict.fromkeys([*args.source, *args.target]):
         loaded[folder], _, records[folder] = _load(folder, args.device)

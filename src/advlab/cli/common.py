@@ -1,9 +1,11 @@
-"""What every command shares: user errors, logging and the JSON line, loading data and models."""
+"""What every command shares: user errors, logging and the JSON line, the options of a run
+(seed, device, output folder, progress), loading data and models."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,12 +20,49 @@ class UsageError(AdvlabError):
     """A mistake in the command line or its inputs (exit code 2, no traceback)."""
 
 
+def _rank_zero() -> bool:
+    """Under torchrun only rank 0 talks: the other ranks' logs and JSON line would repeat it."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if _rank_zero():
+        print(message, file=sys.stderr, flush=True)
 
 
 def emit(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True), flush=True)
+    if _rank_zero():
+        print(json.dumps(summary, sort_keys=True), flush=True)
+
+
+def run_options(p: argparse.ArgumentParser, *, out: str | None = "output folder",
+                required: bool = True, default: Path | None = None, seed: int | None = 0,
+                device: str | None = "cpu", quiet: bool = True) -> None:
+    """The options every run shares: ``--out`` (``out`` is its help; ``None``: no such flag),
+    ``--seed``, ``--device`` (auto, cpu, cuda, cuda:N) and ``--quiet`` (unless ``quiet`` is
+    False). ``seed=None`` and ``device=None`` default to ``None``: a config file fills them."""
+    if out is not None:
+        p.add_argument("--out", type=Path, required=required, default=default, help=out)
+    p.add_argument("--seed", type=SEED, default=seed)
+    p.add_argument("--device", default=device, metavar="DEVICE",
+                   help=f"auto, cpu, cuda or cuda:N (default {device or 'cpu'})")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def device_of(text: str | None, *, cpu_only: str | None = None) -> Any:
+    """The :class:`torch.device` a ``--device`` flag names; a user error when it cannot be,
+    or when it is not the CPU and the command (``cpu_only`` names it) runs on the CPU only."""
+    from advlab.models.device import resolve_device
+
+    try:
+        device = resolve_device(text or "cpu")
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
+    if cpu_only is not None and device.type != "cpu":
+        raise UsageError(f"--device {text}: `advlab {cpu_only}` runs on the CPU only (its "
+                         "library functions take no device yet); use --device cpu")
+    return device
 
 
 def model_and_data_options(p: argparse.ArgumentParser,

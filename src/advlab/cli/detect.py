@@ -12,15 +12,16 @@ from typing import Any
 from advlab.cli.common import (
     COUNT,
     RATE,
-    SEED,
     UsageError,
     attack_from_flag,
     check_model_fits,
+    device_of,
     load_model,
     log,
     model_and_data_options,
     number,
     recorded_dataset,
+    run_options,
 )
 
 
@@ -48,11 +49,7 @@ def register(sub: Any) -> None:
     p.add_argument("--keep-last", action="store_true",
                    help="keep the last round's weights (default: the round most robust on the "
                    "held-out set, which may be the original model)")
-    p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output folder: detection.json, and model/ after retraining")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p, out="output folder: detection.json, and model/ after retraining")
     p.set_defaults(run=detect)
 
 
@@ -67,6 +64,7 @@ def detect(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.keep_last and args.rounds == 0:
         raise UsageError("--keep-last needs --rounds >= 1 (it chooses among retrained rounds)")
+    args.device = device_of(args.device)
     attacks, infos = {}, {}
     for key, text in (("seen", args.attack), ("unseen", args.unseen_attack)):
         if text is not None:

@@ -8,15 +8,18 @@ from typing import Any
 
 from advlab.cli.common import (
     UsageError,
+    device_of,
     evaluation_preflight,
     load_model,
     log,
     recorded_dataset,
 )
+from advlab.cli.launch import check_workers, torchrun
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(args: argparse.Namespace) -> dict[str, Any] | int | None:
     from advlab.evaluation import config as evaluation_config
+    from advlab.models import distributed
 
     file_settings, source = None, "flags"
     if args.config is not None:
@@ -28,14 +31,32 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
              "attack": [evaluation_config.parse_attack_flag(a) for a in args.attack or []],
              "eps": dict(evaluation_config.parse_eps_flag(e) for e in args.eps or [])}
     config = evaluation_config.build(file_settings, flags, source)
-    return run_evaluation(config, args.quiet, resume=args.resume)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run in "
+                         "--out, or replace it")
+    device = device_of(config.device)
+    config.device = str(device)
+    check_workers(args.workers, device)
+    if not distributed.launched():  # refuse before loading anything (the run checks again)
+        from advlab.evaluation.store import check_folder
+
+        check_folder(config.out, resume=args.resume, overwrite=args.overwrite)
+    if args.workers > 1 and not distributed.launched():
+        load_model(config)  # a model that does not load fails here, once, not on every rank
+        return torchrun(args.argv, args.workers)
+    with distributed.process_group(device) as device:
+        config.device = str(device)
+        return run_evaluation(config, args.quiet, resume=args.resume, overwrite=args.overwrite)
 
 
-def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
-    """Load the model and data a config names, evaluate, write summary and report."""
+def run_evaluation(config: Any, quiet: bool, *, resume: bool,
+                   overwrite: bool = False) -> dict[str, Any] | None:
+    """Load the model and data a config names, evaluate, write summary and report (rank 0;
+    the other ranks of a sharded run return ``None``)."""
     import torch
 
     from advlab.evaluation import evaluate
+    from advlab.models import distributed
     from advlab.report import write_report
 
     model, card, recorded = load_model(config)
@@ -50,9 +71,11 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool) -> dict[str, Any]:
     evaluation = evaluate(
         model, dataset, config.attacks, config.eps, n=config.n, batch_size=config.batch_size,
         seed=config.seed, device=config.device, split=config.split, out_dir=out, resume=resume,
-        progress=not quiet, model_card=card,
+        overwrite=overwrite, progress=not quiet, model_card=card,
         config={"model": config.model, "model_factory": config.model_factory,
                 "data_path": None if path is None else str(path), "dataset_options": options})
+    if distributed.rank() != 0:
+        return None
     report = write_report(out)
     summary = evaluation.summary
     log(headline(summary))

@@ -12,16 +12,17 @@ from typing import Any
 from advlab.cli.common import (
     COUNT,
     RATE,
-    SEED,
     UsageError,
     attack_from_flag,
     check_model_fits,
+    device_of,
     load_dataset,
     load_model,
     log,
     model_and_data_options,
     number,
     recorded_dataset,
+    run_options,
 )
 
 # the method names, without importing torch and captum when the parser is built
@@ -48,10 +49,8 @@ def register(sub: Any) -> None:
     p.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy",
                    help="permutation: the loss")
     p.add_argument("--top", type=COUNT, default=20, help="features shown in the bar chart")
-    p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=COUNT, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    run_options(p, quiet=False)
     p.set_defaults(run=explain)
 
     r = sub.add_parser("robust-features", help="XAI-based robust feature selection (Al-Essa et "
@@ -75,10 +74,8 @@ def register(sub: Any) -> None:
     r.add_argument("--permutations", type=COUNT, default=10)
     r.add_argument("--loss", choices=("cross_entropy", "1-auc"), default="cross_entropy")
     r.add_argument("--eval-samples", type=COUNT, default=2000)
-    r.add_argument("--seed", type=SEED, default=0)
     r.add_argument("--threads", type=COUNT, help="torch intra-op threads (default: torch's)")
-    r.add_argument("--out", type=Path, required=True, help="output folder")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(r)
     r.set_defaults(run=robust_features)
 
 
@@ -104,6 +101,7 @@ def explain(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.report.explanations import write_explanation
 
     _threads(args)
+    args.device = device_of(args.device)
     config = argparse.Namespace(model=args.model, model_factory=None, device=args.device)
     model, _, recorded = load_model(config)
     dataset, _, _ = recorded_dataset(args.dataset, args.data_path, {}, recorded)
@@ -134,6 +132,7 @@ def robust_features(args: argparse.Namespace) -> dict[str, Any]:
 
     if min(args.k) < 1:
         raise UsageError(f"need every --k >= 1, got {min(args.k)}")
+    device_of(args.device, cpu_only="robust-features")
     _threads(args)
     train_attack, train_info = attack_from_flag(args.train_attack, args.norm)
     evals = {}

@@ -19,7 +19,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advlab.cli.common import COUNT, RATE, SEED, UsageError, load_dataset, log, number
+from advlab.cli.common import (
+    COUNT,
+    RATE,
+    UsageError,
+    device_of,
+    load_dataset,
+    log,
+    number,
+    run_options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -36,10 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("--labels", choices=("binary", "5class"), default="binary",
                    help="NSL-KDD / KDD Cup 99 labels")
     p.add_argument("--upsample", action="store_true", help="digits: upsample 8x8 to 28x28")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--rate", type=number(float, 0, 1), default=0.05,
                    help="poisoned fraction of the training set (label-flip, backdoor)")
-    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--seeds", type=COUNT, default=1, help="seeds for the curve (SVM attacks)")
     svm = p.add_argument_group("SVM attacks (label-flip, svm-injection)")
     svm.add_argument("--classes", help="the two classes to keep, e.g. 7,1")
@@ -61,11 +68,12 @@ def register(sub: Any) -> None:
     bd.add_argument("--epochs", type=COUNT, default=10)
     bd.add_argument("--lr", type=RATE, default=2e-3)
     bd.add_argument("--defense", choices=("none", "activation-clustering"), default="none")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_options(p)
     p.set_defaults(run=poison)
 
 
 def poison(args: argparse.Namespace) -> dict[str, Any]:
+    device_of(args.device, cpu_only="poison")
     ds = load_dataset(args)
     if args.attack == "backdoor":
         summary, poisoned = _backdoor(args, ds)

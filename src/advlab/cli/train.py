@@ -6,24 +6,56 @@ import argparse
 import time
 from typing import Any
 
-from advlab.cli.common import dataset_options, load_dataset, log
+from advlab.cli.common import UsageError, dataset_options, device_of, load_dataset, log
 from advlab.cli.evaluate import run_evaluation
+from advlab.cli.launch import check_workers, torchrun
+
+CHECKPOINT = "checkpoint"
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Standard training, or one of the defenses (``--defense``), saved with its sidecar."""
-    import torch
-
-    from advlab.models import save
+def train(args: argparse.Namespace) -> dict[str, Any] | int | None:
+    """Standard training, or one of the defenses (``--defense``), saved with its sidecar.
+    With ``--workers N`` (or under torchrun) the training is data-parallel; a checkpoint is
+    written after every epoch into ``--out``/checkpoint, and ``--resume`` continues from it."""
+    from advlab.models import distributed
 
     defense = getattr(args, "defense", None) or "none"
     check_defense_options(args, defense)
+    device = device_of(args.device)
+    check_workers(args.workers, device)
+    if defense == "distillation" and (args.resume or args.workers > 1 or
+                                      distributed.launched()):
+        raise UsageError("--defense distillation runs on one process and keeps no checkpoint: "
+                         "drop --resume and --workers")
+    if args.model in ("xgboost", "lightgbm", "random-forest") and (
+            args.resume or args.workers > 1 or distributed.launched()):
+        raise UsageError(f"--model {args.model}: tree ensembles train on one process and keep "
+                         "no checkpoint: drop --resume and --workers")
+    if args.workers > 1 and not distributed.launched():
+        return torchrun(args.argv, args.workers)
+    with distributed.process_group(device) as args.device:
+        return _train(args, defense)
+
+
+def _train(args: argparse.Namespace, defense: str) -> dict[str, Any] | None:
+    import shutil
+
+    import torch
+
+    from advlab.models import distributed, save
+    from advlab.models.checkpoint import has_checkpoint
+
     torch.manual_seed(args.seed)  # the CLI is the only place that seeds globally; recorded below
     dataset = load_dataset(args)
     log(f"{dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test, inputs "
         f"{dataset.input_shape}, {dataset.num_classes} classes")
     if args.model in ("xgboost", "lightgbm", "random-forest"):
         return _trees(args, dataset, defense)
+    args.checkpoint = args.out / CHECKPOINT
+    if args.resume and not has_checkpoint(args.checkpoint):
+        log(f"advlab: nothing to resume in {args.checkpoint} (no complete checkpoint), starting")
+    elif args.resume:
+        log(f"resuming from the checkpoint in {args.checkpoint}")
     start = time.perf_counter()
     if defense == "none":
         trained = _standard(args, dataset)
@@ -32,6 +64,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     else:
         trained = _adversarial(args, dataset, defense)
     seconds = time.perf_counter() - start
+    if distributed.rank() != 0:
+        return None
     model, architecture, arguments, metrics, extra = trained
     accuracy = metrics["test_accuracy"]
     log(f"test accuracy: {accuracy:.2%} ({seconds:.1f} s" +
@@ -39,10 +73,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     save(model.cpu(), args.out, architecture=architecture, arguments=arguments,
          dataset=_dataset_record(args, dataset), class_names=list(dataset.class_names),
          metrics=metrics, seed=args.seed, **extra)
+    shutil.rmtree(args.checkpoint, ignore_errors=True)  # the model is saved: nothing to resume
     log(f"wrote {args.out}")
     out = {"command": "train", "dataset": dataset.name, "model": args.model,
            "out": str(args.out), "test_accuracy": round(accuracy, 6),
-           "seconds": round(seconds, 3), "seed": args.seed}
+           "seconds": round(seconds, 3), "seed": args.seed,
+           "workers": distributed.world_size()}
     if defense != "none":
         out["defense"] = defense
     return out
@@ -71,8 +107,6 @@ def _trees(args: argparse.Namespace, dataset: Any, defense: str) -> dict[str, An
 
 def check_defense_options(args: argparse.Namespace, defense: str) -> None:
     """Options of one defense given to another are mistakes, not silently ignored."""
-    from advlab.cli.common import UsageError
-
     adversarial = defense in ("pgd-at", "fgsm-at", "trades")
     given = {name for name in ("eps", "norm", "beta", "mix", "eps_warmup", "temperature",
                                "constraints") if getattr(args, name, None) is not None}
@@ -95,7 +129,7 @@ def _standard(args: argparse.Namespace, dataset: Any) -> tuple[Any, ...]:
         dataset, args.model, hidden=tuple(args.hidden) if args.hidden else None,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
         val_fraction=args.val_fraction, patience=args.patience, device=args.device,
-        progress=not args.quiet)
+        progress=not args.quiet, checkpoint=args.checkpoint, resume=args.resume)
     return (trained.model, trained.architecture, trained.arguments, trained.metrics,
             {"training": trained.settings, "history": trained.history.as_dict()})
 
@@ -129,7 +163,8 @@ def _adversarial(args: argparse.Namespace, dataset: Any, method: str) -> tuple[A
     trained = train_robust_classifier(
         dataset, args.model, threat, method=method,  # type: ignore[arg-type]
         hidden=tuple(args.hidden) if args.hidden else None, val_fraction=args.val_fraction,
-        device=args.device, progress=not args.quiet, **params)
+        device=args.device, progress=not args.quiet, checkpoint=args.checkpoint,
+        resume=args.resume, **params)
     settings = dict(trained.settings)
     return (trained.model, trained.architecture, trained.arguments, trained.metrics,
             {"defense": settings.pop("defense"), "history": trained.history.as_dict(),
@@ -143,7 +178,8 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
     model_dir, eval_dir = args.out / "model", args.out / "eval"
     args.dataset, args.data_path, args.model, args.upsample = "digits", None, "small_cnn", True
     args.labels, args.hidden, args.val_fraction, args.patience = "binary", None, 0.0, None
-    args.epochs, args.lr, args.batch_size, args.device = 15, 2e-3, 64, "cpu"
+    args.epochs, args.lr, args.batch_size = 15, 2e-3, 64
+    args.defense, args.workers, args.resume = "none", 1, False
     args.test_size = 0.3  # 540 test images, so that the evaluation can take 500 of them
     log("advlab demo: the small CNN on scikit-learn's digits upsampled to 28x28 (embedded)")
     reuse = (model_dir / SIDECAR).is_file() and read_sidecar(model_dir).get("seed") == args.seed
@@ -156,7 +192,7 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
         args.out = out
     settings = {
         "model": str(model_dir), "n": 500, "batch_size": 250, "seed": args.seed,
-        "out": str(eval_dir),
+        "out": str(eval_dir), "device": str(device_of(args.device)),
         "eps": {"linf": [0.02, 0.05, 0.1, 0.2], "l2": [0.5, 1.0, 1.5, 2.0, 3.0]},
         "attack": [{"name": "fgsm"}, {"name": "pgd", "steps": 40},
                    {"name": "deepfool"},
@@ -164,6 +200,7 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
     from advlab.evaluation import config as evaluation_config
 
     summary = run_evaluation(evaluation_config.build(settings, {}, "demo"), args.quiet,
-                              resume=False)
+                             resume=False, overwrite=True)  # the demo redoes its evaluation
+    assert summary is not None
     summary.update(command="demo", training=trained)
     return summary

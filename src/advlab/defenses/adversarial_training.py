@@ -28,14 +28,18 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from advlab.attacks import fgsm, pgd
 from advlab.defenses.trades import robust_kl, trades_kl
+from advlab.models import distributed
+from advlab.models.checkpoint import fingerprint
 from advlab.models.training import (
     History,
     check_training,
@@ -97,21 +101,24 @@ def adversarial_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tens
 
 def adversarial_loss(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, *,
                      method: Method, attack: AttackFn | None, beta: float, mix: float,
-                     generator: torch.Generator | None
+                     generator: torch.Generator | None, net: nn.Module | None = None
                      ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """The min-max loss of one batch, with the model left in train mode: ``(loss, correct,
     x_adv)``; ``correct`` counts the clean (``"train_accuracy"``) and adversarial
-    (``"train_adversarial_accuracy"``) correct predictions of the update's logits."""
+    (``"train_adversarial_accuracy"``) correct predictions of the update's logits. The attack
+    runs on ``model``; the training forward goes through ``net`` (default ``model``; the
+    DistributedDataParallel wrapper of a distributed run)."""
     attack = attack if attack is not None else default_attack(method)
+    net = model if net is None else net
     x, y = x.detach(), y.detach()
     x_adv = call_attack(attack, model, x, y, threat, generator=generator)
     model.train()
-    logits_adv = model(x_adv)
+    logits_adv = net(x_adv)
     if method == "trades":
-        logits = model(x)
+        logits = net(x)
         loss = F.cross_entropy(logits, y) + beta * robust_kl(logits_adv, F.softmax(logits, dim=1))
     elif mix > 0:
-        logits = model(x)
+        logits = net(x)
         loss = mix * F.cross_entropy(logits, y) + (1 - mix) * F.cross_entropy(logits_adv, y)
     else:
         loss = F.cross_entropy(logits_adv, y)
@@ -146,8 +153,9 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
                       select: Literal["robust", "last"] = "robust",
                       optimizer: Literal["adam", "sgd"] = "adam",
                       schedule: Literal["cosine", "cyclic", "piecewise"] | None = None,
-                      eps_warmup: int = 0, seed: int = 0,
-                      progress: bool = True) -> AdversarialHistory:
+                      eps_warmup: int = 0, seed: int = 0, progress: bool = True,
+                      checkpoint: str | Path | None = None,
+                      resume: bool = False) -> AdversarialHistory:
     """Adversarially train ``model`` in place with :func:`adversarial_step` over ``epochs``.
 
     Args:
@@ -161,8 +169,12 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
         schedule: per-batch learning rate: ``"cosine"`` decay, ``"cyclic"`` (0 → lr → 0, Wong
             et al. 2020) or ``"piecewise"`` (×0.1 at 50 % and 75 % of training, Madry et al.).
         eps_warmup: ramp eps linearly from 0 over this many epochs (per batch).
-        seed: seeds the private generator of the shuffling and of the attacks' random starts.
+        seed: seeds the private generator of the shuffling and of the attacks' random starts
+            (rank r > 0 of a distributed run mixes r in: its shard gets its own starts).
         progress: tqdm bars (epochs, and batches within an epoch) on stderr.
+        checkpoint, resume: a checkpoint folder written after every epoch, and whether to
+            continue from it. Under torchrun the training is data-parallel
+            (:func:`~advlab.models.training.fit_loop`): each rank attacks its shard.
 
     Returns:
         An :class:`AdversarialHistory`; ``best_epoch`` is the epoch whose weights were kept.
@@ -174,7 +186,9 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
     if not 0 <= eps_warmup <= epochs:
         raise ValueError(f"adversarial_train: eps_warmup must be in [0, epochs], got {eps_warmup}")
     device = next(model.parameters()).device
-    attack_gen = torch.Generator(device=device).manual_seed(seed)
+    rank = distributed.rank()
+    attack_gen = torch.Generator(device=device).manual_seed(
+        seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
     opt = make_optimizer(optimizer, model, lr)
     n_batches = math.ceil(x.shape[0] / batch_size)
     val_attack = val_attack or functools.partial(pgd, steps=10, early_stop=True)
@@ -182,10 +196,11 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
     def ramp(t: int) -> float:  # the eps factor at batch t (counted from 0)
         return min(1.0, (t + 1) / (eps_warmup * n_batches)) if eps_warmup else 1.0
 
-    def step(batch: tuple[Tensor, ...], t: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def step(batch: tuple[Tensor, ...], t: int,
+             net: nn.Module = model) -> tuple[Tensor, dict[str, Tensor]]:
         loss, correct, _ = adversarial_loss(
             model, batch[0], batch[1], dataclasses.replace(threat, eps=threat.eps * ramp(t)),
-            method=method, attack=attack, beta=beta, mix=mix, generator=attack_gen)
+            method=method, attack=attack, beta=beta, mix=mix, generator=attack_gen, net=net)
         return loss, correct
 
     def validate(m: nn.Module) -> dict[str, float]:
@@ -199,7 +214,14 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
                        monitor=("val_robust_accuracy", "max")
                        if val is not None and select == "robust" else None,
                        history=AdversarialHistory(), progress=progress, desc=method,
-                       batch_progress=True)
+                       batch_progress=True, checkpoint=checkpoint, resume=resume,
+                       fingerprint=fingerprint(
+                           method, model, x, threat=(threat.norm, threat.eps), attack=attack,
+                           epochs=epochs, lr=lr, batch_size=batch_size, beta=beta, mix=mix,
+                           select=select, optimizer=optimizer, schedule=schedule,
+                           eps_warmup=eps_warmup, seed=seed, val=None if val is None
+                           else list(val[0].shape)),
+                       generators={"attack": attack_gen})
     history.eps = [threat.eps * ramp((e + 1) * n_batches - 1)
                    for e in range(len(history.train_loss))]
     return history

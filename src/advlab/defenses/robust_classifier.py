@@ -6,6 +6,7 @@ are in :mod:`advlab.defenses.adversarial_training`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from advlab.defenses.adversarial_training import (
     check_arguments,
     default_attack,
 )
+from advlab.models.device import resolve_device
 from advlab.models.training import (
     TrainedModel,
     accuracy,
@@ -36,16 +38,21 @@ PAPERS = {"pgd-at": "Madry et al., ICLR 2018, arXiv:1706.06083",
 def train_robust_classifier(dataset: Dataset, architecture: str, threat: ThreatModel, *,
                             method: Method = "pgd-at", hidden: tuple[int, ...] | None = None,
                             val_fraction: float = 0.1, device: str | torch.device = "cpu",
-                            progress: bool = True, **params: Any) -> TrainedModel:
+                            progress: bool = True, checkpoint: str | Path | None = None,
+                            resume: bool = False, **params: Any) -> TrainedModel:
     """:func:`advlab.models.train_classifier` with :func:`adversarial_train` (``params`` are its
     keywords); a seeded stratified ``val_fraction`` selects the best robust epoch. The
-    :class:`TrainedModel`'s ``settings`` carry the sidecar's record (:func:`defense_record`)."""
+    :class:`TrainedModel`'s ``settings`` carry the sidecar's record (:func:`defense_record`).
+    ``checkpoint`` and ``resume``: a folder for a checkpoint after every epoch, and whether to
+    continue from it; under torchrun the training is data-parallel."""
     seed = int(params.get("seed", 0))
+    device = resolve_device(device)
     arguments = zoo_arguments(dataset, architecture, hidden)
     model = new_model(architecture, arguments, seed=seed, device=device)
     train_split, val = split_validation(dataset, val_fraction, seed=seed, device=device)
     history = adversarial_train(model, train_split, threat, method=method, val=val,
-                                progress=progress, **params)
+                                progress=progress, checkpoint=checkpoint, resume=resume,
+                                **params)
     metrics = {"test_accuracy": accuracy(model, dataset.x_test.to(device),
                                          dataset.y_test.to(device))}
     settings = {**params, "val_fraction": val_fraction,

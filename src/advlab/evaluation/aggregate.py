@@ -11,7 +11,7 @@ whole curve (:mod:`advlab.evaluation.curves`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,16 +25,18 @@ TOP_FEATURES = 10
 HISTOGRAM_NORM = {"linf": "linf", "l2": "l2", "l1": "l1", "l0": "l0"}
 
 
-def concatenate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def concatenate(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Per-sample arrays over all batches: ``y``, ``clean_correct``, ``x_l2`` and, per
-    ``(label, eps)``, the run's arrays and its summed counters."""
-    def cat(key: str, dtype: Any) -> np.ndarray:
-        return np.concatenate([np.asarray(r[key], dtype=dtype) for r in records])
-
-    out: dict[str, Any] = {"index": cat("index", np.int64), "y": cat("y", np.int64),
-                           "clean_correct": cat("clean_correct", bool),
-                           "x_l2": cat("x_l2", np.float64), "runs": {}}
+    ``(label, eps)``, the run's arrays and its summed counters; ``seconds``, the batches' wall
+    time. One pass over ``records``, which may stream from disk: only compact arrays are kept."""
+    columns: dict[str, list[np.ndarray]] = {"index": [], "y": [], "clean_correct": [],
+                                            "x_l2": []}
+    dtypes = {"index": np.int64, "y": np.int64, "clean_correct": bool, "x_l2": np.float64}
+    out: dict[str, Any] = {"runs": {}, "seconds": 0.0}
     for rec in records:
+        for key, dtype in dtypes.items():
+            columns[key].append(np.asarray(rec[key], dtype=dtype))
+        out["seconds"] += rec.get("seconds", sum(run["seconds"] for run in rec["runs"]))
         for run in rec["runs"]:
             key = (run["label"], run["eps"])
             acc = out["runs"].setdefault(key, {"success": [], "valid": [], "gradients": 0,
@@ -50,15 +52,18 @@ def concatenate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 acc["feature_changed"] = acc.get("feature_changed", 0) + np.asarray(
                     run["feature_changed"])
             acc.setdefault("examples", []).extend(run.get("examples", []))
+    for key, dtype in dtypes.items():
+        out[key] = np.concatenate(columns[key]) if columns[key] else np.zeros(0, dtype)
     for acc in out["runs"].values():
         for name in ("success", "valid", *NORMS):
             acc[name] = np.concatenate(acc[name])
     return out
 
 
-def summarise(records: Sequence[Mapping[str, Any]], runs: Sequence[AttackRun],
+def summarise(records: Iterable[Mapping[str, Any]], runs: Sequence[AttackRun],
               grid: Mapping[str, list[float]], dataset: Dataset) -> dict[str, Any]:
-    """The aggregate part of a summary (schema ``advlab.evaluation/1``)."""
+    """The aggregate part of a summary (schema ``advlab.evaluation/1``), from one pass over the
+    batch records (sorted by batch); ``timing`` holds the batches' and the attacks' seconds."""
     data = concatenate(records)
     y, correct = data["y"], data["clean_correct"]
     k = dataset.num_classes
@@ -92,6 +97,8 @@ def summarise(records: Sequence[Mapping[str, Any]], runs: Sequence[AttackRun],
         "histograms": _histograms(runs, grid, data),
         "gallery": _gallery(runs, data) if len(dataset.input_shape) > 1 else [],
         "tabular": _tabular(runs, data, dataset) if len(dataset.input_shape) == 1 else {},
+        "timing": {"batch_seconds": data["seconds"],
+                   "attack_seconds": sum(a["seconds"] for a in data["runs"].values())},
     }
 
 

@@ -82,7 +82,7 @@ def make_plan(dataset: Dataset, attacks: Iterable[Mapping[str, Any] | str | Atta
              for eps in ([math.inf] if run.minimal_norm else grid[run.norm])]
     run_config = {
         "dataset": dataset.name, "split": split, "n": n, "batch_size": batch_size, "seed": seed,
-        "device": str(device), "attacks": [r.as_dict() for r in runs], "eps_grid": grid,
+        "device": device.type, "attacks": [r.as_dict() for r in runs], "eps_grid": grid,
         **(dict(config) if config else {}),
     }
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -19,6 +20,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlab.data.base import Dataset
+from advlab.models import distributed
+from advlab.models.checkpoint import fingerprint, save_checkpoint, start_from
+from advlab.models.device import resolve_device
 from advlab.models.wrappers import eval_mode
 
 
@@ -85,11 +89,13 @@ def check_training(caller: str, train: tuple[Tensor, Tensor],
     return train
 
 
-Step = Callable[[tuple[Tensor, ...], int], tuple[Tensor, dict[str, Tensor]]]
+Step = Callable[..., tuple[Tensor, dict[str, Tensor]]]
 """One training step: ``step(batch, t) -> (loss, sums)`` on the tensors of one batch (``t``
 counts batches from 0 over the whole run). ``loss`` is the batch's mean loss, to be minimised;
 ``sums`` maps :class:`History` fields (``"train_accuracy"``...) to the batch's *sum* of that
-figure (a count of correct predictions, say), detached."""
+figure (a count of correct predictions, say), detached. In a distributed run the loop calls
+``step(batch, t, net)``: ``net`` is the model wrapped in DistributedDataParallel, through which
+the step's *training* forward must go (attacks keep using the plain model)."""
 Validate = Callable[[nn.Module], Mapping[str, float]]
 
 
@@ -106,9 +112,20 @@ def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
              validate: Validate | None = None,
              monitor: tuple[str, Literal["min", "max"]] | None = None,
              patience: int | None = None, history: History | None = None,
-             progress: bool = True, desc: str = "fit", batch_progress: bool = False) -> History:
+             progress: bool = True, desc: str = "fit", batch_progress: bool = False,
+             checkpoint: str | Path | None = None, resume: bool = False,
+             fingerprint: str = "", generators: Mapping[str, torch.Generator] | None = None
+             ) -> History:
     """The one epoch loop of advlab's trainers (standard training, distillation, adversarial
     training): shuffle, step, update, sum, validate, keep the best epoch, restore the mode.
+
+    Under torchrun (a process group of N processes) it trains data-parallel: the model is
+    wrapped in DistributedDataParallel, each global batch of the seeded shuffle is split
+    row-wise across the ranks (rank r takes rows r, r+N, ...), the local loss is weighted so
+    that the averaged gradient is the global batch's, the epoch sums are all-reduced, and rank
+    0 validates (broadcasting its figures) and writes the checkpoints; a last batch smaller
+    than N is dropped. The updates are those of one process, up to the attacks' random starts
+    and the order of floating-point sums.
 
     Args:
         model: trained in place, in train mode (its mode is restored at the end).
@@ -116,7 +133,8 @@ def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
         data: tensors with the same first dimension (e.g. ``(x, y)``); each batch is moved to
             the model's device.
         optimizer, scheduler: the scheduler (optional) steps after every batch.
-        epochs, batch_size: the usual. seed: seeds a private generator for the shuffling.
+        epochs, batch_size: the usual (``batch_size`` is the global batch of a distributed
+            run). seed: seeds a private generator for the shuffling.
         validate: called after each epoch; returns History fields (``"val_loss"``...) and values.
         monitor: ``(field, "min"|"max")``: keep the weights of the epoch where ``field`` was best
             (the first on ties); ``None`` keeps the last epoch.
@@ -124,6 +142,10 @@ def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
         history: the :class:`History` (or subclass) to fill; a new one by default. Its
             ``seconds`` field, when it has one, gets each epoch's wall time.
         progress, desc, batch_progress: tqdm bars on stderr (epochs, and batches if asked).
+        checkpoint: a folder for a checkpoint after every epoch (:mod:`.checkpoint`).
+        resume: continue from the newest checkpoint there (its ``fingerprint`` must match).
+        fingerprint: identifies the training configuration in the checkpoints.
+        generators: further generators (the attacks' random starts) checkpointed with the loop.
 
     Returns:
         ``history``, with ``best_epoch`` the epoch whose weights the model ends with.
@@ -134,32 +156,52 @@ def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
         raise ValueError(f"fit_loop: the data tensors have {[t.shape[0] for t in data]} rows")
     device = next((p.device for p in model.parameters()), data[0].device)
     gen = torch.Generator().manual_seed(seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    if world > 1 and batch_size < world:
+        raise ValueError(f"fit_loop: batch_size {batch_size} is smaller than the {world} "
+                         "processes it is split across")
+    net = distributed.data_parallel(model, step, device) if world > 1 else None
     n_batches = math.ceil(n / batch_size)
-    best, best_state, waited = None, None, 0
+    if world > 1 and 0 < n % batch_size < world:
+        n_batches -= 1  # a last batch with fewer rows than processes is dropped
+    rows = min(n, n_batches * batch_size)
+    keep = {"shuffle": gen, **(generators or {})}
+    first, best, waited, best_state = start_from(
+        checkpoint, resume=resume, model=model, optimizer=optimizer, scheduler=scheduler,
+        generators=keep, fingerprint=fingerprint, history=history)
     was_training = model.training
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress, leave=False,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(range(first, epochs if not history.stopped_early else first), desc=desc,
+               unit="epoch", disable=not progress or rank != 0, leave=False, file=sys.stderr,
+               dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=gen)
         sums: dict[str, Tensor] = {}
         inner = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                     disable=not (progress and batch_progress), file=sys.stderr,
+                     disable=not (progress and batch_progress) or rank != 0, file=sys.stderr,
                      dynamic_ncols=True)
         for b in inner:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            batch = tuple(t[idx.to(t.device)].to(device) for t in data)
-            loss, batch_sums = step(batch, epoch * n_batches + b)
-            update(optimizer, loss)
+            if net is None:
+                loss, batch_sums = step(tuple(t[idx.to(t.device)].to(device) for t in data),
+                                        epoch * n_batches + b)
+                update(optimizer, loss)
+            else:
+                local = idx[rank::world]
+                loss, batch_sums = step(tuple(t[local.to(t.device)].to(device) for t in data),
+                                        epoch * n_batches + b, net)
+                update(optimizer, loss * (local.numel() * world / idx.numel()))
+                idx = local
             if scheduler is not None:
                 scheduler.step()
             for key, value in {"train_loss": loss.detach() * idx.numel(), **batch_sums}.items():
                 sums[key] = sums.get(key, 0) + value.detach().double()
         inner.close()
-        for key, value in sums.items():
-            getattr(history, key).append(float(value) / n)
-        for key, value in (validate(model) if validate is not None else {}).items():
+        for key, value in distributed.all_sum(sums).items():
+            getattr(history, key).append(float(value) / rows)
+        figures = validate(model) if validate is not None and rank == 0 else {}
+        for key, value in distributed.broadcast(dict(figures)).items():
             getattr(history, key).append(float(value))
         if hasattr(history, "seconds"):
             history.seconds.append(time.perf_counter() - t0)
@@ -167,16 +209,21 @@ def fit_loop(model: nn.Module, step: Step, data: tuple[Tensor, ...], *,
                          for k in (*sums, *(("val_accuracy",) if history.val_accuracy else ()))})
         if monitor is None:
             history.best_epoch = epoch
-            continue
-        value, better = getattr(history, monitor[0])[-1], False
-        if best is None or (value < best if monitor[1] == "min" else value > best):
-            best, best_state, waited, better = value, copy.deepcopy(model.state_dict()), 0, True
-            history.best_epoch = epoch
-        if not better:
-            waited += 1
-            if patience is not None and waited >= patience:
-                history.stopped_early = True
-                break
+        else:
+            value = getattr(history, monitor[0])[-1]
+            if best is None or (value < best if monitor[1] == "min" else value > best):
+                best, best_state, waited = value, copy.deepcopy(model.state_dict()), 0
+                history.best_epoch = epoch
+            else:
+                waited += 1
+                history.stopped_early = patience is not None and waited >= patience
+        if checkpoint is not None and rank == 0:
+            save_checkpoint(checkpoint, epoch, model=model, optimizer=optimizer,
+                            scheduler=scheduler, generators=keep, best=best_state,
+                            state={"fingerprint": fingerprint, "best": best, "waited": waited,
+                                   "history": history.as_dict()})
+        if history.stopped_early:
+            break
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -213,7 +260,8 @@ def lr_schedule(name: str | None, opt: torch.optim.Optimizer,
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None,
         *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
         weight_decay: float = 0.0, patience: int | None = None,
-        class_weight: Tensor | None = None, progress: bool = True) -> History:
+        class_weight: Tensor | None = None, progress: bool = True,
+        checkpoint: str | Path | None = None, resume: bool = False) -> History:
     """Train ``model`` with Adam and cross-entropy; keep the weights of the best validation epoch.
 
     Args:
@@ -225,6 +273,9 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tenso
         patience: stop after this many epochs without a better validation loss (needs ``val``).
         class_weight: optional per-class loss weights (imbalanced security data).
         progress: show a tqdm progress bar on stderr.
+        checkpoint, resume: a checkpoint folder written after every epoch, and whether to
+            continue from it (see :func:`fit_loop`, which also trains data-parallel under
+            torchrun).
 
     Returns:
         A :class:`History`. With ``val``, the model ends with its best-validation-loss weights.
@@ -234,9 +285,10 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tenso
         raise ValueError("fit: early stopping (patience) needs a validation set")
     weight = None if class_weight is None else class_weight.to(x.device, torch.float32)
 
-    def step(batch: tuple[Tensor, ...], _t: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def step(batch: tuple[Tensor, ...], _t: int,
+             net: nn.Module = model) -> tuple[Tensor, dict[str, Tensor]]:
         xb, yb = batch
-        logits = model(xb)
+        logits = net(xb)
         correct = (logits.detach().argmax(1) == yb).sum()
         return nn.functional.cross_entropy(logits, yb, weight=weight), {"train_accuracy": correct}
 
@@ -249,7 +301,10 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tenso
     return fit_loop(model, step, (x, y), optimizer=opt, epochs=epochs, batch_size=batch_size,
                     seed=seed, validate=validate if val is not None else None,
                     monitor=("val_loss", "min") if val is not None else None,
-                    patience=patience, progress=progress)
+                    patience=patience, progress=progress, checkpoint=checkpoint, resume=resume,
+                    fingerprint=fingerprint("fit", model, x, epochs=epochs, lr=lr,
+                                            batch_size=batch_size, seed=seed,
+                                            weight_decay=weight_decay, patience=patience))
 
 
 @dataclass
@@ -268,19 +323,23 @@ def train_classifier(dataset: Dataset, architecture: str = "mlp", *,
                      hidden: tuple[int, ...] | None = None, epochs: int = 10, lr: float = 1e-3,
                      batch_size: int = 128, seed: int = 0, val_fraction: float = 0.1,
                      patience: int | None = None, weight_decay: float = 0.0,
-                     device: str | torch.device = "cpu", progress: bool = True) -> TrainedModel:
+                     device: str | torch.device = "cpu", progress: bool = True,
+                     checkpoint: str | Path | None = None, resume: bool = False
+                     ) -> TrainedModel:
     """Build a zoo model for ``dataset``, train it with :func:`fit` and measure test accuracy.
 
     A seeded, stratified ``val_fraction`` of the training set is held out for model selection
     (the test set is never used for it). The initialisation is drawn from a private generator
     seeded by ``seed``, so the global RNG is left alone.
     """
+    device = resolve_device(device)
     arguments = zoo_arguments(dataset, architecture, hidden)
     model = new_model(architecture, arguments, seed=seed, device=device)
     (x, y), val = split_validation(dataset, val_fraction, seed=seed, device=device)
     history = fit(model, (x, y), val, epochs=epochs, lr=lr,
                   batch_size=batch_size, seed=seed, patience=patience,
-                  weight_decay=weight_decay, progress=progress)
+                  weight_decay=weight_decay, progress=progress, checkpoint=checkpoint,
+                  resume=resume)
     metrics = {"test_accuracy": accuracy(model, dataset.x_test.to(device),
                                          dataset.y_test.to(device)),
                "train_accuracy": history.train_accuracy[-1]}

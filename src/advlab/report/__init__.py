@@ -10,7 +10,6 @@ included) is drawn from the JSON a library function returned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,15 @@ def render_html(summary: Mapping[str, Any]) -> str:
 
 
 def write_report(run_dir: Path | str) -> Path:
-    """Read ``run_dir/summary.json``; write ``report.html`` and ``figures/*.svg`` beside it.
+    """Read ``run_dir/summary.json`` (and ``timing.json``); write ``report.html`` and
+    ``figures/*.svg`` beside it.
 
     Returns the path of ``report.html``. The same summary always gives byte-identical files.
     """
+    from advlab.evaluation.summary import read_summary
+
     run_dir = Path(run_dir)
-    source = run_dir / "summary.json"
-    if not source.is_file():
-        raise FileNotFoundError(f"no summary.json in {str(run_dir)!r}")
-    summary = json.loads(source.read_text(encoding="utf-8"))
-    if not isinstance(summary, dict):
-        raise ValueError(f"summary.json must hold a JSON object, got {type(summary).__name__}")
+    summary = read_summary(run_dir)  # with the timings of timing.json put back
     figures = plots.figures(summary)
     folder = run_dir / "figures"
     folder.mkdir(exist_ok=True)
