@@ -25,11 +25,13 @@ browser:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
 			>/dev/null; }
 
+# Two workers (the tests run one intra-op thread each); a test module stays on one worker, so
+# its module fixtures (trained models) are built once.
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q -m ''
+test-all: $(STAMP) browser
+	$(PY) -m pytest -q -n 2 --dist loadfile -m ''
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -50,6 +50,7 @@ def _config(tmp_path: Path, model: Path, out: Path, **extra: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # the default suite's SIGKILL tests: test_run_store_cli.py, test_distributed.py
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, digits_model) -> None:
     full = run("evaluate", "--config", str(_config(tmp_path, digits_model, tmp_path / "full")),
                "--quiet")
