@@ -1,7 +1,11 @@
 """`advlab evaluate`'s run folder from the command line (issue 19, items 3, 8, 9, 10): each test
 asserts the exit code, the one-line message, and that nothing was written where nothing should
 be. The runs that are killed are subprocesses, so that SIGKILL is a real kill; the others call
-the CLI's ``main`` in this process."""
+the CLI's ``main`` in this process.
+
+All ``slow`` (``make test-all``): the default suite keeps one SIGKILL-then-resume test (of a rank
+of a sharded run, tests/integration/test_distributed.py), and tests/unit/test_store.py checks
+the same refusals, repairs and locks on the store in process."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pytest
 from advlab.cli import main
 from cli_runs import ADVLAB, ENV, run, train_digits_mlp
 
+pytestmark = pytest.mark.slow
 BATCHES = 12
 
 
