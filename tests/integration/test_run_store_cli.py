@@ -24,7 +24,6 @@ import pytest
 from advlab.cli import main
 from cli_runs import ADVLAB, ENV, run, train_digits_mlp
 
-pytestmark = pytest.mark.slow
 BATCHES = 12
 
 
