@@ -16,8 +16,14 @@ import functools
 from typing import Any
 
 from advlab.attacks import autoattack, pgd
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
 from advlab.threat import ThreatModel

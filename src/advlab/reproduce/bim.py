@@ -13,8 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from advlab.attacks import bim, fgsm
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import line_plot, mean_std, outcome, pm
 from advlab.threat import ThreatModel
@@ -37,8 +43,8 @@ def run(config: Config) -> dict[str, Any]:
                 standard_model(config, config.dataset, s), x, y, threat, attack,
                 seed=s)["success_on_correct"] for s in config.seed_list]))
     metrics = {f"{label.lower()}_eps_{eps:g}": stat for label, stats in curves.items()
-               for eps, stat in zip(GRID, stats)}
-    gaps = [b["mean"] - f["mean"] for f, b in zip(curves["FGSM"], curves["BIM-10"])]
+               for eps, stat in zip(GRID, stats, strict=False)}
+    gaps = [b["mean"] - f["mean"] for f, b in zip(curves["FGSM"], curves["BIM-10"], strict=False)]
     ok = min(gaps) >= 0 and max(gaps) > 0.05
     mid = GRID.index(0.1)
     return outcome(

@@ -16,8 +16,13 @@ from typing import Any
 import torch
 
 from advlab.explain import feature_groups, model_parts
-from advlab.reproduce.common import SECURITY, dataset, sample_rows, security_protocol, \
-    standard_model
+from advlab.reproduce.common import (
+    SECURITY,
+    dataset,
+    sample_rows,
+    security_protocol,
+    standard_model,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, mean_std, outcome, summarize
 

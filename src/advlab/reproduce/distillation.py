@@ -17,8 +17,15 @@ from typing import Any
 import torch
 
 from advlab.attacks import jsma, targets
-from advlab.reproduce.common import IMAGES, attack_score, dataset, distilled_model, \
-    image_protocol, standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    distilled_model,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
 from advlab.threat import ThreatModel

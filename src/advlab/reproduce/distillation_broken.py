@@ -18,8 +18,15 @@ import torch
 
 from advlab.attacks import jsma, targets
 from advlab.reproduce.carlini_wagner import attack as cw_attack
-from advlab.reproduce.common import IMAGES, attack_score, dataset, distilled_model, \
-    image_protocol, standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    distilled_model,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -18,8 +18,15 @@ import functools
 from typing import Any
 
 from advlab.attacks import pgd
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    robust_model, seeds_for_training, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    robust_model,
+    seeds_for_training,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -13,8 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from advlab.attacks import fgsm
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -18,8 +18,14 @@ from typing import Any
 import torch
 
 from advlab.attacks import jsma, targets
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -18,8 +18,16 @@ from typing import Any
 
 from advlab.attacks import pgd
 from advlab.models import accuracy
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    robust_model, seeds_for_training, standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    robust_model,
+    seeds_for_training,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import line_plot, mean_std, outcome, pm
 from advlab.threat import ThreatModel

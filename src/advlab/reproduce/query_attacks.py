@@ -16,8 +16,14 @@ import math
 from typing import Any
 
 from advlab.attacks import deepfool, hopskipjump, pgd, square
-from advlab.reproduce.common import IMAGES, attack_score, dataset, image_protocol, \
-    standard_model, test_rows
+from advlab.reproduce.common import (
+    IMAGES,
+    attack_score,
+    dataset,
+    image_protocol,
+    standard_model,
+    test_rows,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -17,8 +17,13 @@ from typing import Any
 import torch
 
 from advlab.explain import shapley_sampling
-from advlab.reproduce.common import SECURITY, dataset, sample_rows, security_protocol, \
-    standard_model
+from advlab.reproduce.common import (
+    SECURITY,
+    dataset,
+    sample_rows,
+    security_protocol,
+    standard_model,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, summarize
 

@@ -20,8 +20,13 @@ from advlab.attacks import fgsm, pgd
 from advlab.defenses.detection import detection_metrics
 from advlab.explain import ShapSignatureDetector
 from advlab.explain.robust_features import adversarial_set
-from advlab.reproduce.common import SECURITY, dataset, sample_rows, security_protocol, \
-    standard_model
+from advlab.reproduce.common import (
+    SECURITY,
+    dataset,
+    sample_rows,
+    security_protocol,
+    standard_model,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
 from advlab.threat import ThreatModel

@@ -18,8 +18,13 @@ import torch
 
 from advlab.attacks import pgd
 from advlab.explain import feature_groups, model_parts, success_vs_k
-from advlab.reproduce.common import SECURITY, dataset, sample_rows, security_protocol, \
-    standard_model
+from advlab.reproduce.common import (
+    SECURITY,
+    dataset,
+    sample_rows,
+    security_protocol,
+    standard_model,
+)
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import line_plot, mean_std, outcome, pm
 from advlab.threat import ThreatModel
@@ -58,7 +63,7 @@ def run(config: Config) -> dict[str, Any]:
     return outcome(
         figure=f"top-3 variables: {pm(g[at3])} evasion vs {pm(rnd[at3])} with 3 random ones",
         metrics={"guided_top3": g[at3], "random_3": rnd[at3],
-                 **{f"guided_top{k}": v for k, v in zip(KS, g)}},
+                 **{f"guided_top{k}": v for k, v in zip(KS, g, strict=False)}},
         seeds=config.seed_list, headline="guided_top3", ok=ok, scaled=True,
         reason="the explanation's top variables evade far better than random ones" if ok else
         "guided and random choices evade alike",
