@@ -4,7 +4,7 @@ Papers: Biggio, Nelson, Laskov, "Support Vector Machines Under Adversarial Label
 2011, Fig. 2; Xiao, Xiao, Eckert, "Adversarial Label Flips Attack on Support Vector Machines"
 (ALFA), ECAI 2012: at the same flip rate, adversarial flips raise the test error of an SVM far
 more than random ones. Here: digits 7 vs 1 (Biggio et al.'s MNIST pair), 200 training rows
-(100 in --quick) and 300 for the attacker's validation, an RBF ``SVC``;
+(100 in --quick) and up to 300 for the attacker's validation, an RBF ``SVC``;
 ``evaluation.poisoning_study.svm_poisoning_study`` with random and adversarial
 (``poisoning.adversarial_label_flip``, greedy) flips at 5, 10 and 20 % (10 % max in --quick).
 Scaled down: digits and a few hundred rows (the papers use a few hundred too).
@@ -28,10 +28,11 @@ def run(config: Config) -> dict[str, Any]:
     ds = dataset(config, config.dataset)
     x, y, xt, yt = two_classes(ds, 7, 1)
     rate, n_train = (0.1, 100) if config.quick else (0.2, 200)
+    n_val = min(300, x.shape[0] - n_train)
     series, metrics = {}, {}
     for mode in ("random", "adversarial"):
         summary, _ = svm_poisoning_study(x, y, xt, yt, attack="label-flip", mode=mode,
-                                         kernel="rbf", n_train=n_train, n_val=300, rate=rate,
+                                         kernel="rbf", n_train=n_train, n_val=n_val, rate=rate,
                                          seed=config.seed, seeds=len(config.seed_list),
                                          progress=False)
         levels, stats = curve_stats(summary["curve"], "test_error")

@@ -6,8 +6,10 @@ CISDA 2009, Table 4 (trained on KDDTrain+, tested on KDDTest+): J48 81.05 %, Nai
 69.52 %. Here: scikit-learn's decision tree (CART for J48), Gaussian naive Bayes, random forest
 (100 trees; 30 in --quick), a linear SVM and advlab's MLP (``train_classifier``), trained on
 the 20 % training file (the full KDDTrain+ is not available) and tested on KDDTest+, binary
-labels. Seeds vary the learners' randomness. On KDD Cup 99 (``--dataset kddcup99``) the
-split is random, so accuracies are near 100 % (the paper's point about the old data set).
+labels. Seeds vary the learners' randomness. Scaled down: the 20 % training file, a linear
+SVM (an RBF SVC on 25k rows takes minutes), fewer trees in --quick.
+On KDD Cup 99 (``--dataset kddcup99``) the split is random, so accuracies are near 100 %
+(the paper's point about the old data set).
 """
 
 from __future__ import annotations
