@@ -53,14 +53,14 @@ def run(config: Config) -> dict[str, Any]:
         per_seed.append(row)
     m = summarize(per_seed)
     before, after = m["jsma_standard"], m["jsma_distilled"]
-    ok = after["mean"] < 0.1 and before["mean"] > 0.8
+    ok = after["mean"] < 0.1 and before["mean"] >= 5 * after["mean"]
     return outcome(
         figure=f"JSMA success {pm(before)} → {pm(after)} after distillation (clean accuracy "
                f"{pm(m['clean_standard'])} → {pm(m['clean_distilled'])})",
         metrics=m, seeds=config.seed_list, headline="jsma_distilled", ok=ok, scaled=True,
         reason="distillation all but stops JSMA on the softmax (gradient masking: see "
-        "distillation-broken)" if ok else "JSMA still succeeds often against the distilled "
-        "network",
+        "distillation-broken)" if ok else f"JSMA still succeeds on {after['mean']:.1%} of the "
+        "distilled network's images",
         dataset=config.dataset, protocol=image_protocol(config, config.dataset, n),
         plots=[bar_plot("JSMA success before/after distillation", "success among correct",
                         ["standard", "distilled (T = 100)"], {"JSMA (softmax)": [before, after]})])
