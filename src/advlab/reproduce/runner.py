@@ -54,7 +54,8 @@ def fingerprint(name: str, config: Config, dataset: str) -> str:
 def _header(name: str, config: Config, dataset: str) -> dict[str, Any]:
     module = experiment(name)
     doc = inspect.getdoc(module) or ""
-    return {"schema": SCHEMA, "name": name, "title": doc.split("\n")[0].rstrip("."),
+    title = " ".join(doc.split("\n\n")[0].split()).rstrip(".")
+    return {"schema": SCHEMA, "name": name, "title": title,
             "paper": module.PAPER, "claim": module.CLAIM, "protocol_doc": doc,
             "dataset": dataset, "command": command(name, config, dataset),
             "fingerprint": fingerprint(name, config, dataset)}
@@ -124,8 +125,10 @@ def run_experiments(names: Sequence[str], config: Config, out_dir: Path | str, *
     for name in bar:
         bar.set_postfix_str(name)
         record = cached(out, name, config)
-        if record is not None:
-            record["cached"] = True
+        if record is not None:  # the description is refreshed, the figures are the cache's
+            module = experiment(name)
+            record.update(_header(name, config, config.resolve(tuple(module.DATASETS))[0]),
+                          cached=True)
             if log is not None:
                 log(f"{name}: cached ({record['status']})")
         else:
