@@ -19,10 +19,9 @@ from advlab.attacks import autoattack, pgd
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
@@ -34,9 +33,7 @@ DATASETS = IMAGES
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 200
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 100, 200)
     threat = ThreatModel("linf", 0.1, ds.domain)
     knobs = dict(steps=20, n_targets=3, max_queries=300) if config.quick else {}
     per_seed = []

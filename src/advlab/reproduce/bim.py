@@ -16,10 +16,9 @@ from advlab.attacks import bim, fgsm
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import line_plot, mean_std, outcome, pm
@@ -32,9 +31,7 @@ GRID = (0.05, 0.1, 0.15, 0.2)
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 200 if config.quick else 450
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 200, 450)
     curves: dict[str, list[dict[str, Any]]] = {"FGSM": [], "BIM-10": []}
     for eps in GRID:
         threat = ThreatModel("linf", eps, ds.domain)

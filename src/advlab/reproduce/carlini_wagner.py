@@ -17,10 +17,9 @@ from advlab.attacks import carlini_wagner_l2
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
@@ -39,9 +38,7 @@ def attack(quick: bool) -> Any:
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 300
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 100, 300)
     threat = ThreatModel("l2", math.inf, ds.domain)
     per_seed = [attack_score(standard_model(config, config.dataset, s), x, y, threat,
                              attack(config.quick), seed=s) for s in config.seed_list]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from advlab.attacks import targets
 from advlab.data import Dataset, load
 from advlab.models import train_classifier
 from advlab.reproduce.config import Config
@@ -45,6 +47,26 @@ def dataset(config: Config, name: str, **options: Any) -> Dataset:
 def test_rows(ds: Dataset, n: int, device: str) -> tuple[Tensor, Tensor]:
     """The first ``n`` test rows (all when there are fewer), on ``device``."""
     return ds.x_test[:n].to(device), ds.y_test[:n].to(device)
+
+
+def image_inputs(config: Config, n_quick: int, n_full: int
+                 ) -> tuple[Dataset, int, Tensor, Tensor]:
+    """An image experiment's data set and its first ``n`` test images (``n_quick`` in
+    --quick, ``n_full`` otherwise): ``(dataset, n, x, y)``."""
+    ds = dataset(config, config.dataset)
+    n = n_quick if config.quick else n_full
+    x, y = test_rows(ds, n, config.device)
+    return ds, n, x, y
+
+
+def jsma_threat(ds: Dataset, gamma: float = 0.145) -> ThreatModel:
+    """Papernot et al.'s L0 budget: ``gamma`` (14.5 %) of the input features."""
+    return ThreatModel("l0", math.floor(gamma * math.prod(ds.input_shape)), ds.domain)
+
+
+def random_targets(y: Tensor, num_classes: int, seed: int) -> Tensor:
+    """One random target class per input (never its label), seeded."""
+    return targets.random(y, num_classes, generator=torch.Generator().manual_seed(seed))
 
 
 def image_epochs(config: Config) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from advlab.attacks import deepfool, fgsm
-from advlab.reproduce.common import IMAGES, dataset, image_protocol, standard_model, test_rows
+from advlab.reproduce.common import IMAGES, image_inputs, image_protocol, standard_model
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, summarize
 from advlab.scoring import call_attack, score
@@ -39,9 +39,7 @@ def fgsm_minimal(model: Any, x: torch.Tensor, y: torch.Tensor, domain: Any) -> t
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 300
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 100, 300)
     norm_x = x.flatten(1).norm(dim=1)
     per_seed = []
     for s in config.seed_list:

@@ -11,24 +11,21 @@ images (100 in --quick). Scaled down: digits, fewer epochs.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
-import torch
-
-from advlab.attacks import jsma, targets
+from advlab.attacks import jsma
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
     distilled_model,
+    image_inputs,
     image_protocol,
+    jsma_threat,
+    random_targets,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
-from advlab.threat import ThreatModel
 
 PAPER = "Papernot et al., IEEE S&P 2016"
 CLAIM = "MNIST, T = 100: JSMA success 95.89 % → 0.45 %"
@@ -36,13 +33,11 @@ DATASETS = IMAGES
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 300
-    x, y = test_rows(ds, n, config.device)
-    threat = ThreatModel("l0", math.floor(0.145 * math.prod(ds.input_shape)), ds.domain)
+    ds, n, x, y = image_inputs(config, 100, 300)
+    threat = jsma_threat(ds)
     per_seed = []
     for s in config.seed_list:
-        target = targets.random(y, ds.num_classes, generator=torch.Generator().manual_seed(s))
+        target = random_targets(y, ds.num_classes, s)
         row = {}
         for label, model in (("standard", standard_model(config, config.dataset, s)),
                              ("distilled", distilled_model(config, config.dataset, s))):

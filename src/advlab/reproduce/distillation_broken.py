@@ -14,18 +14,17 @@ import functools
 import math
 from typing import Any
 
-import torch
-
-from advlab.attacks import jsma, targets
+from advlab.attacks import jsma
 from advlab.reproduce.carlini_wagner import attack as cw_attack
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
     distilled_model,
+    image_inputs,
     image_protocol,
+    jsma_threat,
+    random_targets,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
@@ -37,17 +36,15 @@ DATASETS = IMAGES
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 300
-    x, y = test_rows(ds, n, config.device)
-    l0 = ThreatModel("l0", math.floor(0.145 * math.prod(ds.input_shape)), ds.domain)
+    ds, n, x, y = image_inputs(config, 100, 300)
+    l0 = jsma_threat(ds)
     l2 = ThreatModel("l2", math.inf, ds.domain)
     attacks = {"jsma": (functools.partial(jsma, gamma=0.145), l0),
                "jsma_z": (functools.partial(jsma, gamma=0.145, use_logits=True), l0),
                "cw": (cw_attack(config.quick), l2)}
     per_seed = []
     for s in config.seed_list:
-        target = targets.random(y, ds.num_classes, generator=torch.Generator().manual_seed(s))
+        target = random_targets(y, ds.num_classes, s)
         row = {}
         for label, model in (("standard", standard_model(config, config.dataset, s)),
                              ("distilled", distilled_model(config, config.dataset, s))):

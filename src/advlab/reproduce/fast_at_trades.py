@@ -21,11 +21,10 @@ from advlab.attacks import pgd
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     robust_model,
     seeds_for_training,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
@@ -38,9 +37,7 @@ METHODS = ("fgsm-at", "trades", "pgd-at")
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 200 if config.quick else 450
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 200, 450)
     steps = 20 if config.quick else 50
     threat = ThreatModel("linf", 0.3, ds.domain)
     seeds = seeds_for_training(config)

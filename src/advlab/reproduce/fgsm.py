@@ -16,10 +16,9 @@ from advlab.attacks import fgsm
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
@@ -32,9 +31,7 @@ EPS = 0.25
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 200 if config.quick else 450
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 200, 450)
     threat = ThreatModel("linf", EPS, ds.domain)
     per_seed = [attack_score(standard_model(config, config.dataset, s), x, y, threat, fgsm,
                              seed=s) for s in config.seed_list]

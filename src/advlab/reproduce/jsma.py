@@ -15,20 +15,18 @@ import functools
 import math
 from typing import Any
 
-import torch
-
-from advlab.attacks import jsma, targets
+from advlab.attacks import jsma
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
+    jsma_threat,
+    random_targets,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import outcome, pm, summarize
-from advlab.threat import ThreatModel
 
 PAPER = "Papernot et al., EuroS&P 2016"
 CLAIM = "MNIST: 97.05 % success, 4.02 % of features modified on average (at most 14.5 %)"
@@ -37,15 +35,13 @@ GAMMA = 0.145
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 100 if config.quick else 300
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 100, 300)
     d = math.prod(ds.input_shape)
-    threat = ThreatModel("l0", math.floor(GAMMA * d), ds.domain)
+    threat = jsma_threat(ds, GAMMA)
     attack = functools.partial(jsma, gamma=GAMMA)
     per_seed = []
     for s in config.seed_list:
-        target = targets.random(y, ds.num_classes, generator=torch.Generator().manual_seed(s))
+        target = random_targets(y, ds.num_classes, s)
         r = attack_score(standard_model(config, config.dataset, s), x, y, threat, attack,
                          seed=s, target=target)
         per_seed.append({**r, "changed_fraction": r["median_l0"] / d})

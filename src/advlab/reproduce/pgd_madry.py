@@ -21,12 +21,11 @@ from advlab.models import accuracy
 from advlab.reproduce.common import (
     IMAGES,
     attack_score,
-    dataset,
+    image_inputs,
     image_protocol,
     robust_model,
     seeds_for_training,
     standard_model,
-    test_rows,
 )
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import line_plot, mean_std, outcome, pm
@@ -39,9 +38,7 @@ GRID = (0.0, 0.05, 0.1, 0.2, 0.3)
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 200 if config.quick else 450
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 200, 450)
     steps, restarts = (20, 2) if config.quick else (100, 20)
     attack = functools.partial(pgd, steps=steps, restarts=restarts)
     seeds = seeds_for_training(config)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from advlab.attacks.transfer import transfer
-from advlab.reproduce.common import IMAGES, dataset, image_protocol, standard_model, test_rows
+from advlab.reproduce.common import IMAGES, image_inputs, image_protocol, standard_model
 from advlab.reproduce.config import Config
 from advlab.reproduce.outcome import bar_plot, outcome, pm, summarize
 from advlab.threat import ThreatModel
@@ -24,9 +24,7 @@ DATASETS = IMAGES
 
 
 def run(config: Config) -> dict[str, Any]:
-    ds = dataset(config, config.dataset)
-    n = 200 if config.quick else 450
-    x, y = test_rows(ds, n, config.device)
+    ds, n, x, y = image_inputs(config, 200, 450)
     threat = ThreatModel("linf", 0.25, ds.domain)
     per_seed = []
     for s in config.seed_list:
