@@ -94,3 +94,66 @@ def test_report_in_headless_chromium(kind: str, tmp_path: Path, monkeypatch) -> 
         driver.quit()
     data = shot.read_bytes()
     assert data.startswith(PNG) and len(data) > 10_000
+
+
+def _open_reproduction(page: Path, names: list[str], profile: Path) -> None:
+    """Open a reproduction page; every experiment has its row, in order, and nothing overflows."""
+    driver = open_chromium(profile)
+    try:
+        driver.get(page.resolve().as_uri())
+        assert driver.title == "advlab reproduce"
+        rows = driver.find_elements(By.CSS_SELECTOR, "#reproduction-table tbody tr")
+        assert [r.get_attribute("data-experiment") for r in rows] == names
+        for row in rows:
+            assert row.is_displayed()
+            assert row.find_element(By.CSS_SELECTOR, "td .tag").text  # a verdict or a status
+        for name in names:
+            assert driver.find_element(By.ID, f"exp-{name}")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+    finally:
+        driver.quit()
+
+
+def test_reproduction_page_in_headless_chromium(tmp_path: Path, monkeypatch) -> None:
+    """Every registered experiment's row, for a page of done, skipped and failed records."""
+    import reproduce_toy
+    from advlab.report.reproduction import write_reproduction
+    from advlab.reproduce import EXPERIMENTS, Config
+    from advlab.reproduce.runner import run_one
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    monkeypatch.setitem(EXPERIMENTS, "toy", "reproduce_toy")
+    reproduce_toy.FAIL.clear()
+    done, skipped = run_one("toy", Config()), run_one("toy", Config(dataset="nsl-kdd"))
+    names = [n for n in EXPERIMENTS if n != "toy"]
+    records = [{**(done, skipped, {**done, "status": "failed", "error": "x"})[i % 3],
+                "name": n, "title": n} for i, n in enumerate(names)]
+    for r in records[1:]:  # the plots are drawn once: each figure costs matplotlib time
+        r["plots"] = []
+    page = write_reproduction(tmp_path, records, {"quick": True, "seconds": 1.0})
+    _open_reproduction(page, names, tmp_path / "profile")
+
+
+@pytest.mark.slow
+def test_reproduce_all_quick_page_in_headless_chromium(tmp_path: Path, data_root: Path,
+                                                       monkeypatch) -> None:
+    """``advlab reproduce --all --quick`` on the real data: no experiment fails, the page opens
+    and shows every experiment's row."""
+    from advlab.cli import main
+    from advlab.reproduce import EXPERIMENTS
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    out = tmp_path / "out"
+    argv = ["reproduce", "--all", "--quick", "--out", str(out), "--quiet",
+            "--nsl-kdd", str(data_root / "nsl-kdd"),
+            "--kddcup99", str(data_root / "kddcup99" / "kddcup.data_10_percent.gz"),
+            "--tuandromd", str(data_root / "tuandromd" / "TUANDROMD.csv")]
+    assert main(argv) == 0
+    records = [json.loads((out / f"{n}.json").read_text()) for n in EXPERIMENTS]
+    assert [r["status"] for r in records] == ["done"] * len(EXPERIMENTS), \
+        [(r["name"], r.get("error")) for r in records if r["status"] != "done"]
+    _open_reproduction(out / "reproduction.html", list(EXPERIMENTS), tmp_path / "profile")

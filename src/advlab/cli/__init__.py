@@ -20,6 +20,7 @@ from advlab.cli import blackbox as blackbox_commands
 from advlab.cli import detect as detect_command
 from advlab.cli import explain as explain_commands
 from advlab.cli import poison as poison_command
+from advlab.cli import reproduce as reproduce_command
 from advlab.cli.common import (
     COUNT,
     EXIT_USAGE,
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_commands.register(sub)
     blackbox_commands.register(sub)
     poison_command.register(sub)
+    reproduce_command.register(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded digits data")
     run_options(demo, out="output folder: model/ and eval/ (default runs/demo)", required=False,
