@@ -227,6 +227,9 @@ def test_advice_names_the_adaptive_attack() -> None:
     assert "bpda" in frozen["adaptive_attack"].meaning
     assert not frozen["worst_case_autoattack"].passed
     assert "--suite autoattack" in frozen["worst_case_autoattack"].meaning
+    vanishing = advice_checks(_checks(gradients_nonzero=True), _summary(pgd))[0]
+    assert not vanishing.passed and "distillation" in vanishing.meaning
+    assert "--suite autoattack" in vanishing.meaning and "bpda" in vanishing.meaning
     std = {"label": "AutoAttack (standard)", "name": "autoattack", "params": {}}
     done = advice_checks(_checks(gradients_nonzero=True), _summary(pgd, std))
     assert done[1].passed and done[1].severity == "error"

@@ -7,8 +7,11 @@ They read the outcome of the model and result checks and the run's configuration
   AutoAttack's ``rand`` version runs it (``--suite autoattack-rand``: APGD-CE and APGD-DLR with
   the gradient averaged over 20 draws), ``advlab.attacks.adaptive.eot`` wraps any model. A
   non-differentiable component (``gradient_agrees_with_finite_differences`` or
-  ``gradients_nonzero`` failed) needs BPDA (§4.1): ``advlab.attacks.adaptive.bpda(g)`` in place
-  of the preprocessing ``g``. Failed (warning) while the attack it asks for has not run.
+  ``gradients_nonzero`` failed) may need BPDA (§4.1): ``advlab.attacks.adaptive.bpda(g)`` in place
+  of the preprocessing ``g``; vanishing gradients (``gradients_nonzero`` failed) are named with
+  both remedies: AutoAttack's scale-invariant and gradient-free stages for a saturated softmax
+  (defensive distillation), BPDA for a non-differentiable step. Failed (warning) while an
+  attack it asks for has not run.
 * ``worst_case_autoattack``: the worst case is taken over AutoAttack (Croce and Hein, ICML 2020)
   at every norm and eps of the grid. When it is not, and a check found a symptom of gradient
   masking, it fails (warning) and names ``--suite autoattack``; without symptoms it is a note.
@@ -32,6 +35,10 @@ BPDA = ("BPDA: put advlab.attacks.adaptive.bpda(g) in place of the non-different
         "preprocessing g (straight-through: the identity in the backward pass; or the "
         "differentiable approximation you give) and attack again; Square, in `--suite "
         "autoattack`, needs no gradient at all")
+
+SATURATED = ("if the logits saturate the softmax (e.g. defensive distillation), AutoAttack's "
+             "scale-invariant DLR losses (APGD-T) and its gradient-free Square see through it: "
+             "`advlab evaluate --suite autoattack`")
 
 
 def advice_checks(earlier: Sequence[Check], summary: Mapping[str, Any]) -> list[Check]:
@@ -69,10 +76,15 @@ def _adaptive(failed: set[str], summary: Mapping[str, Any]) -> Check:
         found.append(f"a randomized component ({', '.join(random)} failed)")
         if not ran & {"rand", "eot"}:
             needs.append(f"for the randomness, run {EOT}")
-    if frozen:
-        found.append(f"a non-differentiable component or masked gradients ({', '.join(frozen)} "
-                     "failed)")
+    if "gradient_agrees_with_finite_differences" in frozen:
+        found.append("a gradient that is not the slope of the function (gradient_agrees_with_"
+                     "finite_differences failed)")
         needs.append(f"for the gradients, run {BPDA}")
+    if "gradients_nonzero" in frozen:
+        found.append("vanishing input gradients (gradients_nonzero failed)")
+        needs.append(f"for the vanishing gradients: {SATURATED}; if a non-differentiable "
+                     f"preprocessing step (quantization, rounding, thresholding) is in front, "
+                     f"run {BPDA}")
     evidence = "found " + " and ".join(found) + (
         "; EOT ran (AutoAttack rand)" if random and ran & {"rand", "eot"} else "")
     if not needs:
