@@ -44,7 +44,7 @@ bench: $(STAMP)
 compare-setup: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[compare]'
 	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1 \
-		adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4 eagerpy==0.30.0
+		adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4 eagerpy==0.30.0 adv-lib==0.2.8
 
 compare: compare-setup
 	$(PY) benchmarks/compare.py

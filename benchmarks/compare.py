@@ -666,7 +666,8 @@ def main() -> None:
                              "and JSMA)")
     parser.add_argument("--only", default="", metavar="ATTACK",
                         help=f"comma-separated subset of {', '.join(ATTACK_NAMES)}, or trees "
-                        "(advlab's tree attacks against ART's: compare_trees.py)")
+                        "(advlab's tree attacks against ART's: compare_trees.py), or autoattack "
+                        "(against torchattacks and adv-lib: compare_autoattack.py)")
     parser.add_argument("--nsl-kdd", type=Path, default=DEFAULT_NSL_KDD, metavar="DIR")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 3)")
     parser.add_argument("--max-seconds", type=float, default=60.0,
@@ -687,6 +688,13 @@ def main() -> None:
 
         compare_trees.run(args.nsl_kdd, quick=args.quick)
         only = [a for a in only if a != "trees"]
+        if not only:
+            return
+    if "autoattack" in only:  # self-contained too: compare_autoattack.py (issue 15)
+        import compare_autoattack
+
+        compare_autoattack.run(args.nsl_kdd, quick=args.quick, repeats=args.repeats or 3)
+        only = [a for a in only if a != "autoattack"]
         if not only:
             return
     unknown = sorted(set(only) - set(ATTACK_NAMES))

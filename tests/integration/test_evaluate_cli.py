@@ -176,4 +176,4 @@ def test_undefended_digits_cnn_passes_every_sanity_check(tmp_path) -> None:
                   progress=False)
     failed = [(c["name"], c["evidence"]) for c in ev.summary["checks"] if not c["passed"]]
     assert failed == []
-    assert len(ev.summary["checks"]) == 9
+    assert len(ev.summary["checks"]) == 11  # 5 model, 4 result and 2 advice checks

@@ -20,6 +20,7 @@ MODEL_CHECKS = ["eval_mode", "deterministic", "logits_not_probabilities", "gradi
                 "gradient_agrees_with_finite_differences"]
 RESULT_CHECKS = ["accuracy_monotone_in_eps", "iterative_at_least_single_step",
                  "large_eps_reaches_zero", "whitebox_at_least_transfer"]
+ADVICE_CHECKS = ["adaptive_attack", "worst_case_autoattack"]
 
 
 class Wrapped(nn.Module):
@@ -273,5 +274,5 @@ def test_run_all_is_model_checks_then_result_checks() -> None:
     x, y = data(16)
     checks = run_all(small_mlp().eval(), x, y, summary(row("pgd", "linf", 0.1, 0.3)),
                      generator=torch.Generator().manual_seed(0))
-    assert [c.name for c in checks] == MODEL_CHECKS + RESULT_CHECKS
+    assert [c.name for c in checks] == MODEL_CHECKS + RESULT_CHECKS + ADVICE_CHECKS
     json.dumps([c.as_dict() for c in checks])

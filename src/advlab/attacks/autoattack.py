@@ -49,12 +49,15 @@ class Cascade:
             highest-loss point (inside the threat model), else ``x`` (clean misclassified).
         clean_correct, robust: ``(N,)`` bool; ``robust`` is correct and unbroken by every stage.
         stages: the stages in order, with the samples each attacked and removed.
+        broken_by: ``(N,)`` long: the index in ``stages`` of the stage that broke each sample,
+            ``-1`` for the robust and the clean-misclassified samples.
     """
 
     x_adv: Tensor
     clean_correct: Tensor
     robust: Tensor
     stages: list[StageRecord] = field(default_factory=list)
+    broken_by: Tensor | None = None
 
     def to_dict(self) -> dict[str, object]:
         n = int(self.robust.numel())
@@ -100,10 +103,11 @@ def stages(version: Version, norm: str, *, steps: int = 100, n_targets: int = 9,
 
 def autoattack_cascade(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,
                        version: Version = "standard", steps: int = 100, n_targets: int = 9,
-                       max_queries: int = 5000,
-                       generator: torch.Generator | None = None) -> Cascade:
+                       max_queries: int = 5000, generator: torch.Generator | None = None,
+                       on_stage: Callable[[StageRecord, int], None] | None = None) -> Cascade:
     """AutoAttack (Croce and Hein, ICML 2020, arXiv:2003.01690, §5) on one batch, with the
-    record of what each stage removed. Arguments as in :func:`autoattack`."""
+    record of what each stage removed. Arguments as in :func:`autoattack`; ``on_stage`` is
+    called after each stage with its record and the number of stages (progress bars)."""
 
     check_inputs("autoattack", model, x, y, threat, None, needs_finite_eps=True)
     if threat.norm not in ("linf", "l2", "l1"):
@@ -117,10 +121,13 @@ def autoattack_cascade(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, 
         with torch.no_grad():
             correct = batching.forward(model, x).argmax(1) == y
         robust = correct.clone()
+        broken_by = torch.full_like(y, -1, dtype=torch.long)
         for i, (name, attack) in enumerate(plan):
             idx = robust.nonzero()[:, 0]
             if idx.numel() == 0:
                 records.append(StageRecord(name, 0, 0))
+                if on_stage is not None:
+                    on_stage(records[-1], len(plan))
                 continue
             x_s = attack(model, x[idx], y[idx], threat)
             broken = score(model, x[idx], y[idx], x_s, threat).success
@@ -128,8 +135,11 @@ def autoattack_cascade(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, 
                 out[idx] = x_s
             out[idx[broken]] = x_s[broken]
             robust[idx[broken]] = False
+            broken_by[idx[broken]] = i
             records.append(StageRecord(name, int(idx.numel()), int(broken.sum())))
-    return Cascade(out.detach(), correct, robust, records)
+            if on_stage is not None:
+                on_stage(records[-1], len(plan))
+    return Cascade(out.detach(), correct, robust, records, broken_by)
 
 
 def autoattack(model: Model, x: Tensor, y: Tensor, threat: ThreatModel, *,

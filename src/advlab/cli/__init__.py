@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "knobs are those of the attack's signature (see `advlab attacks`)")
     ev.add_argument("--eps", action="append", metavar="NORM=EPS[,EPS...]",
                     help="eps grid of one norm, e.g. linf=0.05,0.1 (repeatable)")
+    ev.add_argument("--suite", choices=("autoattack", "autoattack-plus", "autoattack-rand"),
+                    help="add AutoAttack (standard, plus or rand) at every norm of the eps "
+                    "grid, with its cascade in the report (--attack becomes optional)")
     ev.add_argument("--n", type=COUNT, help="number of samples (default 500)")
     ev.add_argument("--batch-size", type=COUNT)
     run_options(ev, out="output folder (default runs/eval)", required=False, seed=None,

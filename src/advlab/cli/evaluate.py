@@ -27,7 +27,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | int | None:
     flags = {"model": args.model, "model_factory": args.model_factory, "dataset": args.dataset,
              "data_path": args.data_path, "split": args.split, "n": args.n,
              "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
-             "out": args.out,
+             "out": args.out, "suite": getattr(args, "suite", None),
              "attack": [evaluation_config.parse_attack_flag(a) for a in args.attack or []],
              "eps": dict(evaluation_config.parse_eps_flag(e) for e in args.eps or [])}
     config = evaluation_config.build(file_settings, flags, source)
@@ -111,6 +111,9 @@ def headline(summary: dict[str, Any]) -> str:
         lines.append(f"{row['attack']:<24} {eps:>8} {pct(row['robust_accuracy']):>10} "
                      f"{pct(row['success_rate']):>8} "
                      f"{'-' if med is None else f'{med:.3f}':>9} {pct(row['valid_rate']):>7}")
+        if row.get("cascade"):
+            lines.append("  cascade (samples removed): " + " → ".join(
+                f"{c['stage']} {c['removed']}/{c['attacked']}" for c in row["cascade"]))
     for row in summary["worst_case"]:
         lines.append(f"{'WORST CASE':<24} {row['norm'] + ' ' + format(row['eps'], 'g'):>8} "
                      f"{pct(row['robust_accuracy']):>10}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from advlab.data.base import Dataset
+from advlab.evaluation.cascade import cascade_summary
 from advlab.evaluation.curves import robust_at, security_curves
 from advlab.evaluation.runs import AttackRun, worst_case_members
 from advlab.norms import NORMS
@@ -52,10 +53,13 @@ def concatenate(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 acc["feature_changed"] = acc.get("feature_changed", 0) + np.asarray(
                     run["feature_changed"])
             acc.setdefault("examples", []).extend(run.get("examples", []))
+            if "broken_by" in run:  # an AutoAttack cascade (advlab.evaluation.cascade)
+                acc["stages"] = run["stages"]
+                acc.setdefault("broken_by", []).append(np.asarray(run["broken_by"], np.int64))
     for key, dtype in dtypes.items():
         out[key] = np.concatenate(columns[key]) if columns[key] else np.zeros(0, dtype)
     for acc in out["runs"].values():
-        for name in ("success", "valid", *NORMS):
+        for name in ("success", "valid", *NORMS, *(["broken_by"] if "broken_by" in acc else [])):
             acc[name] = np.concatenate(acc[name])
     return out
 
@@ -114,6 +118,8 @@ def _row(run: AttackRun, eps: float | None, a: Mapping[str, Any], correct: np.nd
         else None
     row.update(gradients=int(a["gradients"]), forwards=int(a["forwards"]),
                seconds=round(float(a["seconds"]), 3))
+    if "broken_by" in a:
+        row["cascade"] = cascade_summary(a["stages"], a["broken_by"], correct)
     return row
 
 

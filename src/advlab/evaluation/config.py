@@ -23,6 +23,10 @@ A configuration file, every key of which has a flag of the same name (flags win)
     name = "pgd"                     # every other key is a knob of the attack's signature
     steps = 40
 
+``suite = "autoattack"`` (flag ``--suite``) adds AutoAttack (standard) at every norm of the eps
+grid it supports (:mod:`advlab.evaluation.cascade`; also ``autoattack-plus``,
+``autoattack-rand``); with a suite, ``[[attack]]`` tables are optional.
+
 Errors name the file and the key; the CLI turns them into one line and exit code 2.
 """
 
@@ -42,6 +46,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from advlab.errors import AdvlabError
+from advlab.evaluation.cascade import SUITES, suite_entries
 from advlab.evaluation.runs import (
     build_runs,
     convert_parameter,
@@ -51,7 +56,7 @@ from advlab.evaluation.runs import (
 )
 
 KEYS = {"model", "model_factory", "dataset", "data_path", "dataset_options", "split", "attack",
-        "eps", "n", "batch_size", "seed", "device", "out"}
+        "eps", "n", "batch_size", "seed", "device", "out", "suite"}
 REQUIRED = ("attack", "eps")
 
 
@@ -201,9 +206,16 @@ def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
         raise where(unknown[0], f"unknown key(s) {', '.join(unknown)}; known: "
                     f"{', '.join(sorted(KEYS))}")
     settings.update({k: flags[k] for k in given})
+    suite = settings.get("suite")
+    if suite is not None:
+        if not isinstance(suite, str) or suite not in SUITES:
+            raise where("suite", f"{where.name('suite')} must be one of {', '.join(SUITES)}, "
+                        f"got {suite!r}")
+        settings.setdefault("attack", [])
     for key in REQUIRED:
         if key not in settings:
-            hint = {"attack": "the attacks to run: [[attack]] tables, or --attack NAME",
+            hint = {"attack": "the attacks to run: [[attack]] tables, --attack NAME, or a "
+                              "suite: --suite autoattack",
                     "eps": "the eps grid: an [eps] table, or --eps NORM=EPS,..."}[key]
             raise ConfigError(f"{source}: missing key {key!r} ({hint})")
     if "model" not in settings and "model_factory" not in settings:
@@ -214,9 +226,11 @@ def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
     if not isinstance(eps, Mapping):
         raise where("eps", "'eps' must be a table of norm = [eps, ...]")
     eps = {str(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in eps.items()}
-    entries = _attack_entries(settings["attack"], where)
+    entries = _attack_entries(settings["attack"], where, allow_none=suite is not None)
     try:
         entries = [dict(e) for e in expand_norms(entries, eps)]  # type: ignore[arg-type]
+        if suite is not None:
+            entries += suite_entries(suite, list(eps))
         normalise_eps_grid(eps, build_runs(entries))
     except ValueError as err:
         raise where("eps", str(err)) from None
@@ -254,7 +268,8 @@ def _check_scalars(settings: Mapping[str, Any], where: _Where) -> None:
                     "{ upsample = true }")
 
 
-def _attack_entries(attacks: Any, where: _Where) -> list[dict[str, Any]]:
+def _attack_entries(attacks: Any, where: _Where, *, allow_none: bool = False
+                    ) -> list[dict[str, Any]]:
     """The ``[[attack]]`` entries, converted and checked one by one."""
     if isinstance(attacks, (Mapping, str)):
         attacks = [attacks]
@@ -280,6 +295,6 @@ def _attack_entries(attacks: Any, where: _Where) -> list[dict[str, Any]]:
         except ValueError as err:
             raise where("attack", f"attack #{i + 1}: {err}", i) from None
         entries.append(entry)
-    if not entries:
-        raise where("attack", "no attack to run: give at least one")
+    if not entries and not allow_none:
+        raise where("attack", "no attack to run: give at least one (or a suite)")
     return entries

@@ -34,7 +34,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from tqdm.auto import tqdm
 
 from advlab.data.base import Dataset
 from advlab.domain import Domain
+from advlab.evaluation import cascade
 from advlab.evaluation.plan import Plan, call_seed, make_plan, make_targets
 from advlab.evaluation.runs import AttackRun
 from advlab.evaluation.store import (
@@ -223,8 +223,8 @@ def _run_batch(model: nn.Module, x: Tensor, y: Tensor, idx: Tensor, b: int,
         target = make_targets(run, model, x, y, dataset.num_classes, gen)
         counter.reset()
         t0 = time.perf_counter()
-        x_adv = call_attack(partial(run.spec.fn, **run.params), counter, x, y, threat,
-                            target=target, generator=gen)
+        attack, extra = cascade.configured(run, eps, progress=not bar.disable)
+        x_adv = call_attack(attack, counter, x, y, threat, target=target, generator=gen)
         seconds = time.perf_counter() - t0
         s = score(model, x, y, x_adv, threat, target=target)
         valid = dataset.domain.contains(x_adv, x)
@@ -233,7 +233,7 @@ def _run_batch(model: nn.Module, x: Tensor, y: Tensor, idx: Tensor, b: int,
             "success": s.success.tolist(), "valid": valid.tolist(),
             **{p: getattr(s, p).tolist() for p in NORMS},
             "gradients": counter.gradients, "forwards": counter.forwards,
-            "seconds": round(seconds, 4)}
+            "seconds": round(seconds, 4), **extra}
         if len(dataset.input_shape) == 1:  # tabular: which features the attack moved
             needed = s.success & s.clean_correct  # the successes the summary counts
             delta = (x_adv - x).abs() * needed[:, None]

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from advlab.evaluation import cascade
 from advlab.evaluation.plan import Plan
 from advlab.norms import NORMS
 
@@ -68,6 +69,8 @@ def check_record(item: Any, plan: Plan, *, num_classes: int, n_features: int | N
             _numbers(entry, "feature_changed", n_features, where)
         if "examples" in entry:
             _examples(entry["examples"], where)
+        if cascade.is_cascade(call.run) and (problem := cascade.check_entry(entry, m)):
+            raise RecordError(f"{where}: {problem}")
     return b
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any, TypeGuard
 
+from advlab.report.cascade import cascade_table
 from advlab.report.page import CSS, figure, kv, section
 from advlab.report.plots import MAX_HISTOGRAMS, norm_label
 
@@ -210,7 +211,8 @@ def _headline(s: Mapping[str, Any]) -> str:
     table = f'<div class="scroll"><table id="headline-table">{head}<tbody>{"".join(rows)}' \
             "</tbody></table></div>"
     return section("headline", "Robust accuracy",
-                   table + _coverage(s) + _per_class(s, results, worst),
+                   table + cascade_table(results) + _coverage(s)
+                   + _per_class(s, results, worst),
                     "Success rate is measured among clean-correct samples; Median ‖δ‖ is in the "
                     "attack's own norm; Valid is the share of adversarial points inside the "
                     "Domain. Worst case: per sample, over all attacks of that norm at that ε.")

@@ -27,6 +27,10 @@ rises with eps); ``iterative_at_least_single_step`` (BIM and PGD do at least as 
 clean-correct samples; without them, robust accuracy at the largest eps is <= 5% of clean
 accuracy when that eps is large enough to demand it, else inconclusive);
 ``whitebox_at_least_transfer`` (no transfer attack beats the best white-box attack).
+
+Advice checks (:func:`advice_checks`, from the outcomes above and the run's configuration):
+``adaptive_attack`` (which adaptive attack a randomized or non-differentiable component calls
+for: EOT, BPDA) and ``worst_case_autoattack`` (whether the worst case includes AutoAttack).
 """
 
 from __future__ import annotations
@@ -37,15 +41,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from advlab.evaluation.checks.advice import advice_checks
 from advlab.evaluation.checks.check import Check
 from advlab.evaluation.checks.model import model_checks
 from advlab.evaluation.checks.results import result_checks
 
-__all__ = ["Check", "model_checks", "result_checks", "run_all"]
+__all__ = ["Check", "advice_checks", "model_checks", "result_checks", "run_all"]
 
 
 def run_all(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor,
             summary: Mapping[str, Any], *,
             generator: torch.Generator | None = None) -> list[Check]:
-    """:func:`model_checks` followed by :func:`result_checks`."""
-    return model_checks(model, x, y, generator=generator) + result_checks(summary)
+    """:func:`model_checks`, :func:`result_checks`, then :func:`advice_checks`."""
+    checks = model_checks(model, x, y, generator=generator) + result_checks(summary)
+    return checks + advice_checks(checks, summary)
