@@ -26,6 +26,8 @@ active set (:data:`advlab.attacks.iterate.COMPACT_EVERY`).
 each step of a PGD-40 run with early stopping (the work that early stopping leaves), averaged
 over 3 random starts.
 
+``--linf-only`` times the floors and L∞ PGD alone (the bar's rows).
+
 ``--profile`` also prints the top functions of a cProfile run of each L∞ PGD call (no early stop).
 """
 
@@ -68,7 +70,7 @@ EPS = {"digits": {"linf": 0.1, "l2": 1.5, "l1": 15.0},
        "nsl-kdd": {"linf": 0.05, "l2": 0.5, "l1": 2.0}}
 
 
-def cases_for(subject: Subject) -> dict[str, Callable[[], object]]:
+def cases_for(subject: Subject, linf_only: bool = False) -> dict[str, Callable[[], object]]:
     x, y, model = subject.x, subject.y, subject.model
     domain = subject.dataset.domain
     eps = EPS[subject.name]
@@ -89,6 +91,11 @@ def cases_for(subject: Subject) -> dict[str, Callable[[], object]]:
         return go
 
     logits_and_grad(model, x, y)  # the first call measures the activations per row
+    if linf_only:  # the bar's rows alone (a loaded machine)
+        return {"forward+backward": forward_backward(model, x, y),
+                CHUNKED: functools.partial(logits_and_grad, model, x, y),
+                f"pgd linf eps={eps['linf']}, early_stop=False": run("linf", False),
+                f"pgd linf eps={eps['linf']}, early_stop=True": run("linf", True)}
     return {
         "forward+backward": forward_backward(model, x, y),
         CHUNKED: functools.partial(logits_and_grad, model, x, y),
@@ -148,6 +155,8 @@ def main() -> None:
     parser.add_argument("--nsl-kdd-batch", type=int, default=1024)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--linf-only", action="store_true",
+                        help="time only the floors and L∞ PGD (no L2/L1, no compaction intervals)")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"# PGD overhead over the gradient floor ({STEPS} steps)\n")
@@ -165,7 +174,7 @@ def main() -> None:
     rows, to_profile = [], []
     for label, subject in subjects if args.repeats > 0 else []:  # --repeats 0: no timing
         log(f"timing {label} ...")
-        cases = cases_for(subject)
+        cases = cases_for(subject, args.linf_only)
         times = interleaved(cases, args.repeats)
         fb, own = median(times["forward+backward"]), median(times[CHUNKED])
         chunks = chunk_count(subject.model, subject.x)

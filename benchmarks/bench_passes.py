@@ -3,6 +3,7 @@ lower-precision passes (strength and speed) against eager float32.
 
 Usage: .venv/bin/python benchmarks/bench_passes.py [--parts counts,strength,speed]
                                                    [--nsl-kdd DIR] [--repeats 5]
+                                                   [--only digits,nsl-kdd]
 
 * ``counts``: PGD-40 L∞ through a :class:`~advlab.models.QueryCounter`: forwards and gradients
   per sample, with and without early stopping (no timing).
@@ -103,12 +104,14 @@ def main() -> None:
     parser.add_argument("--parts", default="counts,strength,speed")
     parser.add_argument("--nsl-kdd", type=Path, default=DEFAULT_NSL_KDD, metavar="DIR")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default="digits,nsl-kdd", help="subjects, comma-separated")
     args = parser.parse_args()
+    only = args.only.split(",")
     parts = args.parts.split(",")
     torch.manual_seed(0)
     log("training the models ...")
-    subjects = [digits_subject(256)]
-    nsl = nsl_kdd_subject(args.nsl_kdd, 1024)
+    subjects = [digits_subject(256)] if "digits" in only else []
+    nsl = nsl_kdd_subject(args.nsl_kdd, 1024) if "nsl-kdd" in only else None
     subjects += [nsl] if nsl is not None else []
     print(f"# PGD's gradient passes\n\n{environment()}; bf16 native on this CPU: "
           f"{native('bf16')}, fp16: {native('fp16')}\n")

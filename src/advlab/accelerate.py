@@ -10,8 +10,9 @@ per-sample loss, d loss / d x)`` with the contract of :func:`advlab.losses.logit
   dynamic on the CPU (the active batch shrinks as samples succeed: one compilation, not one per
   size). On CUDA the graphs are captured once per shape (``mode="reduce-overhead"``, CUDA graphs),
   and the active batch is padded with copies of its last row up to the next of a few bucket sizes
-  (powers of two from 8), so that a handful of graphs serve every size. Rows are independent in
-  eval mode, so padding and compiling change no result beyond float rounding.
+  (powers of two from 8), so that a handful of graphs serve every size; on the CPU a single row
+  is padded to two (dynamo specialises the size 1: it would compile a second graph). Rows are
+  independent in eval mode, so padding and compiling change no result beyond float rounding.
 * ``precision="bf16"`` or ``"fp16"`` runs the forward and backward under :func:`torch.autocast`.
   The pass then only *proposes*: :attr:`GradientPass.exact` is False, and the attacks confirm every
   success with a float32 forward (:meth:`GradientPass.forward`), which is also what scores them.
@@ -59,6 +60,9 @@ def check_precision(precision: str, device: torch.device | str = "cpu") -> None:
     kind = torch.device(device).type
     if precision != "fp32" and not torch.amp.is_autocast_available(kind):
         raise ValueError(f"precision {precision!r}: autocast is not available on {kind!r}")
+    if precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision 'bf16': this CUDA device has no bfloat16 support (use "
+                         "'fp16' or 'fp32')")
 
 
 def native(precision: Precision, device: torch.device | str = "cpu") -> bool:
@@ -115,9 +119,13 @@ class GradientPass:
 
     def _one_pass(self, x: Tensor, y: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         rows = x.shape[0]
-        padded = self.compile and x.device.type == "cuda"
+        cuda = x.device.type == "cuda"
+        # CUDA graphs: a few bucket sizes. CPU: one dynamic graph, but dynamo specialises size 1,
+        # so a single row is padded to two rather than paying a second compilation
+        padded = self.compile and (cuda or rows == 1)
         if padded:
-            x, y, t = (None if v is None else _pad(v, bucket(rows)) for v in (x, y, t))
+            size = bucket(rows) if cuda else 2
+            x, y, t = (None if v is None else _pad(v, size) for v in (x, y, t))
         fn = self._compiled(x) if self.compile else self._eager
         scale = FP16_LOSS_SCALE if self.precision == "fp16" else 1.0
         with torch.enable_grad():

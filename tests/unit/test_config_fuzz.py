@@ -103,7 +103,7 @@ VALUES = st.recursive(
                                                                 max_size=3),
     max_leaves=6)
 KEYS = ["model", "n", "batch_size", "seed", "out", "split", "device", "dataset_options",
-        "dataset", "data_path", "eps", "attack", "model_factory"]
+        "dataset", "data_path", "eps", "attack", "model_factory", "compile", "precision"]
 
 
 @FUZZ

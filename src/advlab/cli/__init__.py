@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "grid, with its cascade in the report (--attack becomes optional)")
     ev.add_argument("--n", type=COUNT, help="number of samples (default 500)")
     ev.add_argument("--batch-size", type=COUNT)
+    ev.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="run the gradient passes of FGSM/BIM/PGD through torch.compile "
+                    "(opt-in; default off)")
+    ev.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                    help="precision of those passes (default fp32); successes are always "
+                    "decided and scored in float32")
     run_options(ev, out="output folder (default runs/eval)", required=False, seed=None,
                 device=None)
     scale_options(ev, "continue an interrupted run from its last complete batches")
@@ -199,9 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
     """advlab's own notices (a resume that drops a line, ...) as one line each on stderr."""
+    from advlab.evaluation.passes import PrecisionWarning
     from advlab.evaluation.store import ResumeWarning
 
-    if issubclass(category, ResumeWarning):
+    if issubclass(category, (ResumeWarning, PrecisionWarning)):
         print(f"advlab: {message}", file=sys.stderr, flush=True)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), end="",

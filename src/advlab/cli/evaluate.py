@@ -28,6 +28,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | int | None:
              "data_path": args.data_path, "split": args.split, "n": args.n,
              "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
              "out": args.out, "suite": getattr(args, "suite", None),
+             "compile": args.compile, "precision": args.precision,
              "attack": [evaluation_config.parse_attack_flag(a) for a in args.attack or []],
              "eps": dict(evaluation_config.parse_eps_flag(e) for e in args.eps or [])}
     config = evaluation_config.build(file_settings, flags, source)
@@ -37,6 +38,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | int | None:
     device = device_of(config.device)
     config.device = str(device)
     check_workers(args.workers, device)
+    from advlab.accelerate import check_precision
+
+    try:  # before anything loads: a precision this device cannot run
+        check_precision(config.precision, device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if not distributed.launched():  # refuse before loading anything (the run checks again)
         from advlab.evaluation.store import check_folder
 
@@ -71,7 +78,8 @@ def run_evaluation(config: Any, quiet: bool, *, resume: bool,
     evaluation = evaluate(
         model, dataset, config.attacks, config.eps, n=config.n, batch_size=config.batch_size,
         seed=config.seed, device=config.device, split=config.split, out_dir=out, resume=resume,
-        overwrite=overwrite, progress=not quiet, model_card=card,
+        overwrite=overwrite, progress=not quiet, model_card=card, compile=config.compile,
+        precision=config.precision,
         config={"model": config.model, "model_factory": config.model_factory,
                 "data_path": None if path is None else str(path), "dataset_options": options})
     if distributed.rank() != 0:

@@ -11,6 +11,8 @@ A configuration file, every key of which has a flag of the same name (flags win)
     seed = 0
     device = "cpu"
     out = "runs/demo/eval"
+    compile = false                  # torch.compile the attacks' gradient passes (opt-in)
+    precision = "fp32"               # or "bf16" / "fp16" for them; scoring stays float32
 
     [eps]                            # one grid per norm used by the attacks
     linf = [0.05, 0.1, 0.2]
@@ -45,6 +47,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from advlab.accelerate import PRECISIONS
 from advlab.errors import AdvlabError
 from advlab.evaluation.cascade import SUITES, suite_entries
 from advlab.evaluation.runs import (
@@ -56,7 +59,7 @@ from advlab.evaluation.runs import (
 )
 
 KEYS = {"model", "model_factory", "dataset", "data_path", "dataset_options", "split", "attack",
-        "eps", "n", "batch_size", "seed", "device", "out", "suite"}
+        "eps", "n", "batch_size", "seed", "device", "out", "suite", "compile", "precision"}
 REQUIRED = ("attack", "eps")
 
 
@@ -85,6 +88,8 @@ class EvalConfig:
     seed: int = 0
     device: str = "cpu"
     out: str = "runs/eval"
+    compile: bool = False
+    precision: str = "fp32"
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "model_factory": self.model_factory,
@@ -92,7 +97,7 @@ class EvalConfig:
                 "dataset_options": self.dataset_options, "split": self.split,
                 "attack": self.attacks, "eps": self.eps, "n": self.n,
                 "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
-                "out": self.out}
+                "out": self.out, "compile": self.compile, "precision": self.precision}
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -236,7 +241,8 @@ def build(file_settings: Mapping[str, Any] | None, flags: Mapping[str, Any],
         raise where("eps", str(err)) from None
     known = {k: settings[k] for k in ("model", "model_factory", "dataset", "data_path",
                                         "dataset_options", "split", "n", "batch_size", "seed",
-                                        "device", "out") if k in settings}
+                                        "device", "out", "compile", "precision")
+             if k in settings}
     for key in ("model", "data_path", "out"):
         if known.get(key) is not None:
             known[key] = str(known[key])
@@ -260,6 +266,12 @@ def _check_scalars(settings: Mapping[str, Any], where: _Where) -> None:
         value = settings.get(key)
         if value is not None and not isinstance(value, (str, Path)):
             raise where(key, f"{where.name(key)} must be a string, got {value!r}")
+    if not isinstance(settings.get("compile", False), bool):
+        raise where("compile", f"{where.name('compile')} must be true or false, got "
+                    f"{settings['compile']!r}")
+    if settings.get("precision", "fp32") not in PRECISIONS:
+        raise where("precision", f"{where.name('precision')} must be one of "
+                    f"{', '.join(PRECISIONS)}, got {settings['precision']!r}")
     if settings.get("split", "test") not in ("test", "train"):
         raise where("split", f"{where.name('split')} must be 'test' or 'train', got "
                     f"{settings['split']!r}")

@@ -83,7 +83,8 @@ def evaluate(model: nn.Module, dataset: Dataset,
              progress: bool = True, checks: bool = True,
              model_card: Mapping[str, Any] | None = None,
              config: Mapping[str, Any] | None = None,
-             on_batch: Callable[[int], None] | None = None) -> Evaluation:
+             on_batch: Callable[[int], None] | None = None, compile: bool = False,
+             precision: str = "fp32") -> Evaluation:
     """Evaluate ``model`` on ``n`` samples of ``dataset`` against ``attacks`` over ``eps_grid``.
 
     Under ``torchrun`` (an initialised process group of N processes) the batches are sharded:
@@ -109,6 +110,11 @@ def evaluate(model: nn.Module, dataset: Dataset,
         checks: run the sanity checks (:mod:`advlab.evaluation.checks`).
         model_card, config: recorded as given in the summary (the CLI fills them).
         on_batch: called with the batch number after each batch is written (tests use it).
+        compile, precision: how the gradient passes of the attacks that take these knobs (FGSM,
+            BIM, PGD) run: ``torch.compile`` and ``"bf16"``/``"fp16"`` autocast, opt-in; eager
+            float32 is the default. Successes are decided and scored in float32 whatever the
+            passes; both settings go into the summary's config (:mod:`.passes`). ``ValueError``
+            for a precision the device cannot run.
 
     Returns:
         An :class:`Evaluation`; ``summary`` follows the ``advlab.evaluation/1`` schema.
@@ -120,7 +126,8 @@ def evaluate(model: nn.Module, dataset: Dataset,
     started = time.perf_counter()
     device = resolve_device(device)
     plan = make_plan(dataset, attacks, eps_grid, n=n, batch_size=batch_size, seed=seed,
-                     split=split, device=device, config=config)
+                     split=split, device=device, config=config, compile=compile,
+                     precision=precision)
     rank, world = distributed.rank(), distributed.world_size()
     if world > 1 and out_dir is None:
         raise ValueError("evaluate: a sharded run needs out_dir (its ranks share their records "

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from advlab.attacks import targets as target_makers
 from advlab.data.base import Dataset
+from advlab.evaluation.passes import apply_passes
 from advlab.evaluation.runs import AttackRun, build_runs, norm_coverage, normalise_eps_grid
 from advlab.norms import NORMS
 
@@ -64,9 +65,11 @@ class Plan:
 def make_plan(dataset: Dataset, attacks: Iterable[Mapping[str, Any] | str | AttackRun],
               eps_grid: Mapping[str, Sequence[float]] | Sequence[float], *, n: int | None,
               batch_size: int, seed: int, split: str, device: torch.device,
-              config: Mapping[str, Any] | None = None) -> Plan:
-    """Check the configuration and draw the samples (``n=None``: the whole split)."""
-    runs = build_runs(attacks)
+              config: Mapping[str, Any] | None = None, compile: bool = False,
+              precision: str = "fp32") -> Plan:
+    """Check the configuration and draw the samples (``n=None``: the whole split); ``compile``
+    and ``precision``: the gradient passes of the attacks that take them (:mod:`.passes`)."""
+    runs = apply_passes(build_runs(attacks), compile=compile, precision=precision, device=device)
     grid = normalise_eps_grid(eps_grid, runs)
     if split not in ("test", "train"):
         raise ValueError(f"evaluate: split must be 'test' or 'train', not {split!r}")
@@ -83,6 +86,7 @@ def make_plan(dataset: Dataset, attacks: Iterable[Mapping[str, Any] | str | Atta
     run_config = {
         "dataset": dataset.name, "split": split, "n": n, "batch_size": batch_size, "seed": seed,
         "device": device.type, "attacks": [r.as_dict() for r in runs], "eps_grid": grid,
+        "compile": compile, "precision": precision,
         **(dict(config) if config else {}),
     }
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
