@@ -4,7 +4,7 @@ exclusionary reclassification, precision and recall of the removed rows.
 Usage:
     .venv/bin/python benchmarks/activation_clustering.py [--dataset mnist|digits|nsl-kdd]
         [--data-path PATH] [--quick] [--seed 0] [--seeds 3] [--per-cluster] [--no-ica]
-        [--json PATH]
+        [--no-retrain] [--json PATH]
 
 Per seed and poisoning rate: BadNets (``backdoor``; MNIST and digits: a 3×3 checkerboard 1 pixel
 from the bottom-right corner, NSL-KDD: ``urgent = 1, land = 1, flag = SH``; target class 0) on
@@ -18,8 +18,8 @@ confirmed by exclusionary reclassification with the same training recipe; one re
 all candidates, or one per candidate with ``--per-cluster`` as in the paper). The paper's ICA
 reduction is run with the relative-size analysis for comparison (not with ``--no-ica``).
 Precision and recall of the removal against the true poisoned rows, the per-label silhouette
-scores, and (not ``--quick``) clean accuracy and backdoor success after retraining on the kept
-rows.
+scores, and (not ``--quick`` or ``--no-retrain``) clean accuracy and backdoor success after
+retraining on the kept rows.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ def one_case(data: Dataset, rate: float, seed: int, *, min_silhouette: float,
 
 def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = False,
         seed: int = 0, seeds: int = 3, min_silhouette: float = 0.15,
-        per_cluster: bool = False, ica: bool = True) -> dict[str, Any]:
+        per_cluster: bool = False, ica: bool = True, retrain: bool = True) -> dict[str, Any]:
     """The figures of the module docstring for every seed and rate (quick: 5 % only, 4,000
-    MNIST training images, no retraining after the filter; ``ica=False``: no ICA row)."""
+    MNIST training images, no retraining after the filter; ``ica=False``: no ICA row;
+    ``retrain=False``: no retraining after the filter)."""
     if dataset not in DATASETS:
         raise ValueError(f"activation_clustering: dataset must be one of {DATASETS}, got "
                          f"{dataset!r}")
@@ -120,7 +121,7 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
     rates = (0.05,) if quick else (0.01, 0.05)
     analyses = tuple(a for a in ANALYSES if ica or "ICA" not in a)
     cases = [one_case(data, r, s, min_silhouette=min_silhouette, per_cluster=per_cluster,
-                      retrain=not quick, analyses=analyses)
+                      retrain=retrain and not quick, analyses=analyses)
              for r in rates for s in seed_list(seed, seeds)]
     return {"dataset": dataset, "quick": quick, "rates": list(rates), "analyses": analyses,
             "min_silhouette": min_silhouette, "per_cluster": per_cluster, "cases": cases}
@@ -157,11 +158,13 @@ def main() -> None:
     p.add_argument("--per-cluster", action="store_true",
                    help="exclusionary reclassification retrains once per candidate (the paper)")
     p.add_argument("--no-ica", action="store_true", help="skip the relative-size (ICA) row")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="no retraining on the kept rows (no backdoor success after)")
     args = p.parse_args()
     if args.dataset == "digits":
         args.data_path = Path(".")
     main_run(args, run, report, min_silhouette=args.min_silhouette,
-             per_cluster=args.per_cluster, ica=not args.no_ica)
+             per_cluster=args.per_cluster, ica=not args.no_ica, retrain=not args.no_retrain)
 
 
 if __name__ == "__main__":

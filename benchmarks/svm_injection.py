@@ -165,7 +165,9 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
                        "monotone": all(b >= a for a, b in zip(mean, mean[1:], strict=False)),
                        "first_point_gain": statistics.fmean(gains),
                        "max_delta_f": statistics.fmean(r["max_delta_f"] for r in sel)}
-    return {"dataset": dataset, "quick": quick, "pairs": [f"{a} vs {b}" for a, b in pairs],
+    mnist = bool(set(cases) - {"gaussian"})
+    return {"dataset": dataset, "quick": quick,
+            "pairs": [f"{a} vs {b}" for a, b in pairs] if mnist else [],
             "points": points, "paper_options": PAPER, "before_options": BEFORE,
             "rows": rows, "cases": cases}
 
@@ -173,8 +175,10 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
 def report(result: dict[str, Any]) -> str:
     points = result["points"]
     ks = sorted({0, 1, 2, 5, points} & set(range(points + 1)))
-    lines = [f"### SVM injection ({result['dataset']}: {', '.join(result['pairs'])}; plus the "
-             "2-D Gaussian data), test error %, mean ± std over seeds and pairs", "",
+    data = (f"{result['dataset']}: {', '.join(result['pairs'])}" if result["pairs"] else "")
+    data += ("; plus " if data else "") + "the 2-D Gaussian data" if "gaussian" in result[
+        "cases"] else ""
+    lines = [f"### SVM injection ({data}), test error %, mean ± std over seeds and pairs", "",
              "| case | " + " | ".join(f"{k} points" for k in ks) +
              " | monotone mean | max Δf after 1 point |",
              "|---|" + "---:|" * (len(ks) + 2)]
