@@ -4,7 +4,7 @@ exclusionary reclassification, precision and recall of the removed rows.
 Usage:
     .venv/bin/python benchmarks/activation_clustering.py [--dataset mnist|digits|nsl-kdd]
         [--data-path PATH] [--quick] [--seed 0] [--seeds 3] [--per-cluster] [--no-ica]
-        [--no-retrain] [--json PATH]
+        [--no-retrain] [--rates 0.01,0.05] [--json PATH]
 
 Per seed and poisoning rate: BadNets (``backdoor``; MNIST and digits: a 3×3 checkerboard 1 pixel
 from the bottom-right corner, NSL-KDD: ``urgent = 1, land = 1, flag = SH``; target class 0) on
@@ -110,7 +110,8 @@ def one_case(data: Dataset, rate: float, seed: int, *, min_silhouette: float,
 
 def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = False,
         seed: int = 0, seeds: int = 3, min_silhouette: float = 0.15,
-        per_cluster: bool = False, ica: bool = True, retrain: bool = True) -> dict[str, Any]:
+        per_cluster: bool = False, ica: bool = True, retrain: bool = True,
+        rates: tuple[float, ...] = (0.01, 0.05)) -> dict[str, Any]:
     """The figures of the module docstring for every seed and rate (quick: 5 % only, 4,000
     MNIST training images, no retraining after the filter; ``ica=False``: no ICA row;
     ``retrain=False``: no retraining after the filter)."""
@@ -118,7 +119,7 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
         raise ValueError(f"activation_clustering: dataset must be one of {DATASETS}, got "
                          f"{dataset!r}")
     data = load_data(dataset, data_path, quick)
-    rates = (0.05,) if quick else (0.01, 0.05)
+    rates = (0.05,) if quick else rates
     analyses = tuple(a for a in ANALYSES if ica or "ICA" not in a)
     cases = [one_case(data, r, s, min_silhouette=min_silhouette, per_cluster=per_cluster,
                       retrain=retrain and not quick, analyses=analyses)
@@ -160,11 +161,13 @@ def main() -> None:
     p.add_argument("--no-ica", action="store_true", help="skip the relative-size (ICA) row")
     p.add_argument("--no-retrain", action="store_true",
                    help="no retraining on the kept rows (no backdoor success after)")
+    p.add_argument("--rates", default="0.01,0.05", help="poisoned shares of the training set")
     args = p.parse_args()
     if args.dataset == "digits":
         args.data_path = Path(".")
     main_run(args, run, report, min_silhouette=args.min_silhouette,
-             per_cluster=args.per_cluster, ica=not args.no_ica, retrain=not args.no_retrain)
+             per_cluster=args.per_cluster, ica=not args.no_ica, retrain=not args.no_retrain,
+             rates=tuple(float(r) for r in args.rates.split(",")))
 
 
 if __name__ == "__main__":
