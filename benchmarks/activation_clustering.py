@@ -3,7 +3,8 @@ exclusionary reclassification, precision and recall of the removed rows.
 
 Usage:
     .venv/bin/python benchmarks/activation_clustering.py [--dataset mnist|digits|nsl-kdd]
-        [--data-path PATH] [--quick] [--seed 0] [--seeds 3] [--per-cluster] [--json PATH]
+        [--data-path PATH] [--quick] [--seed 0] [--seeds 3] [--per-cluster] [--no-ica]
+        [--no-retrain] [--rates 0.01,0.05] [--json PATH]
 
 Per seed and poisoning rate: BadNets (``backdoor``; MNIST and digits: a 3×3 checkerboard 1 pixel
 from the bottom-right corner, NSL-KDD: ``urgent = 1, land = 1, flag = SH``; target class 0) on
@@ -15,9 +16,10 @@ label; the case study's filter before this change), ``silhouette`` (that, and a 
 score of at least ``--min-silhouette``), ``exclusionary`` (the relative-size candidates
 confirmed by exclusionary reclassification with the same training recipe; one retraining for
 all candidates, or one per candidate with ``--per-cluster`` as in the paper). The paper's ICA
-reduction is run with the relative-size analysis for comparison. Precision and recall of the
-removal against the true poisoned rows, the per-label silhouette scores, and (not ``--quick``)
-clean accuracy and backdoor success after retraining on the kept rows.
+reduction is run with the relative-size analysis for comparison (not with ``--no-ica``).
+Precision and recall of the removal against the true poisoned rows, the per-label silhouette
+scores, and (not ``--quick`` or ``--no-retrain``) clean accuracy and backdoor success after
+retraining on the kept rows.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def load_data(dataset: str, path: Path | None, quick: bool) -> Dataset:
 
 
 def one_case(data: Dataset, rate: float, seed: int, *, min_silhouette: float,
-             per_cluster: bool, retrain: bool) -> dict[str, Any]:
+             per_cluster: bool, retrain: bool, analyses: tuple[str, ...] = ANALYSES
+             ) -> dict[str, Any]:
     arch, kw = recipe(data.name)
     trig = trigger_for(data)
 
@@ -85,6 +88,7 @@ def one_case(data: Dataset, rate: float, seed: int, *, min_silhouette: float,
         "relative-size (ICA)": dict(analysis="relative-size", reduction="ica"),
         "silhouette": dict(analysis="silhouette", min_silhouette=min_silhouette),
         "exclusionary": dict(analysis="exclusionary", train_fn=train, joint=not per_cluster)}
+    filters = {k: v for k, v in filters.items() if k in analyses}
     after: dict[tuple[int, ...], tuple[float, float]] = {}  # one retraining per removed set
     for name, options in filters.items():
         f = activation_clustering(model, p.x, p.y, seed=seed, **options)  # type: ignore[arg-type]
@@ -106,17 +110,21 @@ def one_case(data: Dataset, rate: float, seed: int, *, min_silhouette: float,
 
 def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = False,
         seed: int = 0, seeds: int = 3, min_silhouette: float = 0.15,
-        per_cluster: bool = False) -> dict[str, Any]:
+        per_cluster: bool = False, ica: bool = True, retrain: bool = True,
+        rates: tuple[float, ...] = (0.01, 0.05)) -> dict[str, Any]:
     """The figures of the module docstring for every seed and rate (quick: 5 % only, 4,000
-    MNIST training images, no retraining after the filter)."""
+    MNIST training images, no retraining after the filter; ``ica=False``: no ICA row;
+    ``retrain=False``: no retraining after the filter)."""
     if dataset not in DATASETS:
         raise ValueError(f"activation_clustering: dataset must be one of {DATASETS}, got "
                          f"{dataset!r}")
     data = load_data(dataset, data_path, quick)
-    rates = (0.05,) if quick else (0.01, 0.05)
+    rates = (0.05,) if quick else rates
+    analyses = tuple(a for a in ANALYSES if ica or "ICA" not in a)
     cases = [one_case(data, r, s, min_silhouette=min_silhouette, per_cluster=per_cluster,
-                      retrain=not quick) for r in rates for s in seed_list(seed, seeds)]
-    return {"dataset": dataset, "quick": quick, "rates": list(rates),
+                      retrain=retrain and not quick, analyses=analyses)
+             for r in rates for s in seed_list(seed, seeds)]
+    return {"dataset": dataset, "quick": quick, "rates": list(rates), "analyses": analyses,
             "min_silhouette": min_silhouette, "per_cluster": per_cluster, "cases": cases}
 
 
@@ -128,7 +136,7 @@ def report(result: dict[str, Any]) -> str:
              "|---:|---|---:|---:|---:|---:|---:|"]
     for rate in result["rates"]:
         cases = [c for c in result["cases"] if c["rate"] == rate]
-        for name in ANALYSES:
+        for name in result.get("analyses", ANALYSES):
             recs = [c[name] for c in cases]
             target = [next(r["silhouette"] for r in rec["labels"] if r["label"] == 0)
                       for rec in recs]
@@ -150,11 +158,16 @@ def main() -> None:
     p.add_argument("--min-silhouette", type=float, default=0.15)
     p.add_argument("--per-cluster", action="store_true",
                    help="exclusionary reclassification retrains once per candidate (the paper)")
+    p.add_argument("--no-ica", action="store_true", help="skip the relative-size (ICA) row")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="no retraining on the kept rows (no backdoor success after)")
+    p.add_argument("--rates", default="0.01,0.05", help="poisoned shares of the training set")
     args = p.parse_args()
     if args.dataset == "digits":
         args.data_path = Path(".")
     main_run(args, run, report, min_silhouette=args.min_silhouette,
-             per_cluster=args.per_cluster)
+             per_cluster=args.per_cluster, ica=not args.no_ica, retrain=not args.no_retrain,
+             rates=tuple(float(r) for r in args.rates.split(",")))
 
 
 if __name__ == "__main__":

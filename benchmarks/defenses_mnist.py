@@ -10,14 +10,22 @@ into the ``--out`` JSON under ``"<dataset>/<method>"`` and saves the model with
         --epochs 20 --out runs/defenses/results.json
 
 Robust accuracy is scored by :func:`advlab.scoring.score` (fooled *and* inside ball ∩ Domain)
-on the whole test set, under PGD-``--eval-steps`` (step 2.5·eps/steps, random start, early stop)
-and, as a gradient-masking check, FGSM. Model selection uses a held-out validation split of the
-training set, never the test set.
+on the whole test set (or its first ``--eval-n`` rows), under PGD-``--eval-steps`` (step
+2.5·eps/steps, random start, ``--eval-restarts``, early stop) and, as a gradient-masking check,
+FGSM. Model selection uses a held-out validation split of the training set, never the test set.
+
+Fast FGSM-AT as Wong, Rice, Kolter (ICLR 2020) run it on MNIST: ``--method fgsm-at`` (FGSM
+from a uniform random start, step 1.25·eps), ``--schedule cyclic --optimizer adam --lr 5e-3``
+(the learning rate rises linearly from 0 to 5e-3 and back to 0), and ``--patience 1``: the PGD
+check, PGD-10 robust accuracy on the ``--val`` held-out rows after each epoch; training stops
+at the first epoch that does not improve it (catastrophic overfitting makes it collapse within
+an epoch) and the best epoch's weights are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -93,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", help="small_cnn dense / mlp hidden sizes")
     p.add_argument("--val", type=int, default=1000, help="held-out training samples")
     p.add_argument("--eval-steps", type=int, default=40)
+    p.add_argument("--eval-restarts", type=int, default=1)
+    p.add_argument("--eval-n", type=int, help="score the first N test rows (default: all)")
+    p.add_argument("--schedule", choices=["cosine", "cyclic", "piecewise"],
+                   help="per-batch learning-rate schedule (default: constant)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--patience", type=int,
+                   help="stop after this many epochs without better PGD-10 validation accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-dir", type=Path, default=ROOT / "runs" / "defenses")
@@ -103,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     name = "mnist" if args.mnist else "nsl-kdd"
     data_path = args.mnist or args.nsl_kdd
     dataset = load(name, data_path)
+    if args.eval_n is not None:
+        dataset = dataclasses.replace(dataset, x_test=dataset.x_test[:args.eval_n],
+                                      y_test=dataset.y_test[:args.eval_n])
     eps = args.eps if args.eps is not None else (0.3 if name == "mnist" else 0.1)
     threat = ThreatModel("linf", eps, dataset.domain)
     if name == "mnist":
@@ -135,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                   "trades": functools.partial(trades_kl, steps=steps, **size)}[args.method]
         knobs = {"attack": attack, "epochs": args.epochs, "lr": args.lr,
                  "batch_size": args.batch_size, "beta": args.beta, "mix": 0.0,
-                 "eps_warmup": args.eps_warmup, "seed": args.seed}
+                 "eps_warmup": args.eps_warmup, "seed": args.seed,
+                 "optimizer": args.optimizer, "schedule": args.schedule,
+                 "patience": args.patience}
         history = adversarial_train(model, train, threat, method=args.method, val=val,
                                     **knobs)
         record = defense_record(args.method, threat, **knobs,
@@ -143,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - t0
     model.eval()
 
-    pgd_eval = functools.partial(pgd, steps=args.eval_steps, early_stop=True)
+    pgd_eval = functools.partial(pgd, steps=args.eval_steps, restarts=args.eval_restarts,
+                                 early_stop=True)
     result_pgd = robust_accuracy(model, dataset, threat, pgd_eval, seed=args.seed,
                                  label=f"PGD-{args.eval_steps}")
     result_fgsm = robust_accuracy(model, dataset, threat, fgsm, seed=args.seed, label="FGSM")
@@ -157,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
              "val_size": args.val, "epochs": args.epochs, "threads": args.threads,
              "train_seconds": round(train_seconds, 1), "metrics": metrics,
              "eval": {"pgd": {"steps": args.eval_steps, "step_size": 2.5 * eps / args.eval_steps,
-                              "random_start": True, "early_stop": True, **result_pgd},
+                              "restarts": args.eval_restarts, "random_start": True,
+                              "early_stop": True, **result_pgd},
                       "fgsm": result_fgsm},
              "defense": record, "history": history.as_dict(), "command": command}
 

@@ -3,8 +3,8 @@ the RBF kernel on MNIST, and the paper's RBF experiment (2-D Gaussian data).
 
 Usage:
     .venv/bin/python benchmarks/svm_injection.py [--dataset mnist|digits] [--data-path DIR]
-        [--pairs 7-1,9-8,4-0] [--points 10] [--gammas 0.001,0.01,0.05] [--quick]
-        [--seed 0] [--seeds 3] [--json PATH]
+        [--pairs 7-1,9-8,4-0] [--points 10] [--gammas 0.001,0.01,0.05]
+        [--cases linear,before,rbf,gaussian] [--quick] [--seed 0] [--seeds 3] [--json PATH]
 
 The authors' MNIST script (``main_MNIST.m`` of their Matlab code, v1.1): pixels / 255, a linear
 SVM (``Gamma=[]``) with C = 1, 100 training and 500 validation images drawn from the pair
@@ -27,6 +27,8 @@ the previous ones), test error of the SVC retrained on the training set plus the
   the first digit;
 * ``rbf γ``: the authors' schedule and start with an RBF kernel, for each γ of ``--gammas``;
 * ``gaussian``: the paper's RBF experiment.
+
+``--cases`` runs a subset of them (``before`` is ``rbf 0.01 (before)``, ``rbf`` every γ).
 
 For every case: the mean test error against k (mean ± std over seeds and pairs), whether it
 is monotone, and the largest change of the decision function on the test set caused by the
@@ -53,6 +55,7 @@ from advlab.domain import Domain  # noqa: E402
 from advlab.poisoning import svm_injection  # noqa: E402
 
 DATASETS = ("mnist", "digits")
+CASES = ("linear", "before", "rbf", "gaussian")
 PAPER = {"schedule": "fixed", "step_size": 0.05, "max_steps": 500, "patience": 50,
          "start_from": "validation", "start_candidates": 1}
 BEFORE = {"schedule": "backtracking", "max_steps": 100, "start_from": "train",
@@ -115,11 +118,14 @@ def one_case(name: str, split: tuple[torch.Tensor, ...], *, kernel: str, gamma: 
 def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = False,
         seed: int = 0, seeds: int = 3, pairs: tuple[tuple[int, int], ...] = ((7, 1), (9, 8),
                                                                           (4, 0)),
-        points: int = 10, gammas: tuple[float, ...] = (0.001, 0.01, 0.05)) -> dict[str, Any]:
-    """Every case of the module docstring for every seed and pair (quick: the first pair,
-    3 points, γ = 0.01 only, 2 seeds at most)."""
+        points: int = 10, gammas: tuple[float, ...] = (0.001, 0.01, 0.05),
+        cases: tuple[str, ...] = CASES) -> dict[str, Any]:
+    """Every case of the module docstring (or those of ``cases``) for every seed and pair
+    (quick: the first pair, 3 points, γ = 0.01 only, 2 seeds at most)."""
     if dataset not in DATASETS:
         raise ValueError(f"svm_injection: dataset must be one of {DATASETS}, got {dataset!r}")
+    if not cases or set(cases) - set(CASES):
+        raise ValueError(f"svm_injection: cases must be among {CASES}, got {cases!r}")
     ds = load("digits") if dataset == "digits" else load("mnist", data_path)
     n_train, n_val = (100, 500) if dataset == "mnist" else (100, 150)
     if quick:
@@ -129,17 +135,19 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
         for s in seed_list(seed, seeds):
             split = pair_split(ds, a, b, n_train, n_val, s)
             tag = f"{a} vs {b}"
-            rows.append({"pair": tag, **one_case("linear", split, kernel="linear", gamma=None,
-                                                 attack_class=0, options=PAPER, points=points,
-                                                 seed=s)})
-            rows.append({"pair": tag, **one_case("rbf 0.01 (before)", split, kernel="rbf",
-                                                 gamma=0.01, attack_class=1, options=BEFORE,
-                                                 points=points, seed=s)})
-            for g in gammas:
+            if "linear" in cases:
+                rows.append({"pair": tag, **one_case(
+                    "linear", split, kernel="linear", gamma=None, attack_class=0,
+                    options=PAPER, points=points, seed=s)})
+            if "before" in cases:
+                rows.append({"pair": tag, **one_case(
+                    "rbf 0.01 (before)", split, kernel="rbf", gamma=0.01, attack_class=1,
+                    options=BEFORE, points=points, seed=s)})
+            for g in gammas if "rbf" in cases else ():
                 rows.append({"pair": tag, **one_case(f"rbf {g:g}", split, kernel="rbf",
                                                      gamma=g, attack_class=0, options=PAPER,
                                                      points=points, seed=s)})
-    for s in seed_list(seed, seeds):
+    for s in seed_list(seed, seeds) if "gaussian" in cases else ():
         x, y = gaussian(25, s)
         xv, yv = gaussian(250, 1000 + s)
         xt, yt = gaussian(500, 2000 + s)
@@ -157,7 +165,9 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
                        "monotone": all(b >= a for a, b in zip(mean, mean[1:], strict=False)),
                        "first_point_gain": statistics.fmean(gains),
                        "max_delta_f": statistics.fmean(r["max_delta_f"] for r in sel)}
-    return {"dataset": dataset, "quick": quick, "pairs": [f"{a} vs {b}" for a, b in pairs],
+    mnist = bool(set(cases) - {"gaussian"})
+    return {"dataset": dataset, "quick": quick,
+            "pairs": [f"{a} vs {b}" for a, b in pairs] if mnist else [],
             "points": points, "paper_options": PAPER, "before_options": BEFORE,
             "rows": rows, "cases": cases}
 
@@ -165,8 +175,10 @@ def run(*, dataset: str = "mnist", data_path: Path | None = None, quick: bool = 
 def report(result: dict[str, Any]) -> str:
     points = result["points"]
     ks = sorted({0, 1, 2, 5, points} & set(range(points + 1)))
-    lines = [f"### SVM injection ({result['dataset']}: {', '.join(result['pairs'])}; plus the "
-             "2-D Gaussian data), test error %, mean ± std over seeds and pairs", "",
+    data = (f"{result['dataset']}: {', '.join(result['pairs'])}" if result["pairs"] else "")
+    data += ("; plus " if data else "") + "the 2-D Gaussian data" if "gaussian" in result[
+        "cases"] else ""
+    lines = [f"### SVM injection ({data}), test error %, mean ± std over seeds and pairs", "",
              "| case | " + " | ".join(f"{k} points" for k in ks) +
              " | monotone mean | max Δf after 1 point |",
              "|---|" + "---:|" * (len(ks) + 2)]
@@ -183,12 +195,14 @@ def main() -> None:
     p.add_argument("--pairs", default="7-1,9-8,4-0")
     p.add_argument("--points", type=int, default=10)
     p.add_argument("--gammas", default="0.001,0.01,0.05")
+    p.add_argument("--cases", default=",".join(CASES), help=f"a subset of {','.join(CASES)}")
     args = p.parse_args()
     if args.dataset == "digits":
         args.data_path = Path(".")
     pairs = tuple(tuple(int(d) for d in s.split("-")) for s in args.pairs.split(","))
     main_run(args, run, report, pairs=pairs, points=args.points,
-             gammas=tuple(float(g) for g in args.gammas.split(",")))
+             gammas=tuple(float(g) for g in args.gammas.split(",")),
+             cases=tuple(args.cases.split(",")))
 
 
 if __name__ == "__main__":

@@ -225,6 +225,28 @@ def test_selection_keeps_the_best_robust_epoch(digits) -> None:
     assert last.best_epoch == 2
 
 
+def test_patience_stops_when_robust_validation_accuracy_stalls(digits) -> None:
+    # Wong et al.'s early stop: a learning rate too small to change the predictions keeps the
+    # robust validation accuracy flat, so with patience 1 the second epoch is the last one
+    threat = ThreatModel("linf", EPS, digits.domain)
+    x, y = digits.x_train[:128], digits.y_train[:128]
+    val = (digits.x_test[:64], digits.y_test[:64])
+    val_attack = functools.partial(bim, steps=3)  # deterministic
+    history = adversarial_train(_mlp(), (x, y), threat, method="fgsm-at", epochs=4, lr=1e-12,
+                                val=val, val_attack=val_attack, schedule="cyclic", patience=1,
+                                progress=False)
+    assert history.stopped_early and len(history.val_robust_accuracy) == 2
+    assert history.val_robust_accuracy[0] == history.val_robust_accuracy[1]
+    assert history.best_epoch == 0
+    full = adversarial_train(_mlp(), (x, y), threat, method="fgsm-at", epochs=2, lr=1e-12,
+                             val=val, val_attack=val_attack, progress=False)
+    assert not full.stopped_early and len(full.val_robust_accuracy) == 2
+    for kwargs in ({}, {"val": val, "select": "last"}, {"val": val, "patience": 0}):
+        with pytest.raises(ValueError, match="patience needs val"):
+            adversarial_train(_mlp(), (x, y), threat, epochs=2, progress=False,
+                              **{"patience": 1, **kwargs})
+
+
 def test_defense_record_is_json_and_describes_the_attack() -> None:
     threat = ThreatModel("linf", 0.3)
     rec = defense_record("pgd-at", threat, epochs=20, lr=1e-3, seed=0, mix=0.0)

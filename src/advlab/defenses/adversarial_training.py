@@ -153,8 +153,8 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
                       select: Literal["robust", "last"] = "robust",
                       optimizer: Literal["adam", "sgd"] = "adam",
                       schedule: Literal["cosine", "cyclic", "piecewise"] | None = None,
-                      eps_warmup: int = 0, seed: int = 0, progress: bool = True,
-                      checkpoint: str | Path | None = None,
+                      eps_warmup: int = 0, patience: int | None = None, seed: int = 0,
+                      progress: bool = True, checkpoint: str | Path | None = None,
                       resume: bool = False) -> AdversarialHistory:
     """Adversarially train ``model`` in place with :func:`adversarial_step` over ``epochs``.
 
@@ -169,6 +169,9 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
         schedule: per-batch learning rate: ``"cosine"`` decay, ``"cyclic"`` (0 → lr → 0, Wong
             et al. 2020) or ``"piecewise"`` (×0.1 at 50 % and 75 % of training, Madry et al.).
         eps_warmup: ramp eps linearly from 0 over this many epochs (per batch).
+        patience: with ``val`` and ``select="robust"``, stop once robust validation accuracy
+            has not improved for this many epochs and keep the best epoch's weights: the early
+            stop of Wong et al. 2020 (a PGD check) against FGSM-AT's catastrophic overfitting.
         seed: seeds the private generator of the shuffling and of the attacks' random starts
             (rank r > 0 of a distributed run mixes r in: its shard gets its own starts).
         progress: tqdm bars (epochs, and batches within an epoch) on stderr.
@@ -185,6 +188,9 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
         raise ValueError(f"adversarial_train: select must be 'robust' or 'last', got {select!r}")
     if not 0 <= eps_warmup <= epochs:
         raise ValueError(f"adversarial_train: eps_warmup must be in [0, epochs], got {eps_warmup}")
+    if patience is not None and (val is None or select != "robust" or patience < 1):
+        raise ValueError(f"adversarial_train: patience needs val, select='robust' and a value "
+                         f">= 1, got patience={patience!r}, select={select!r}")
     device = next(model.parameters()).device
     rank = distributed.rank()
     attack_gen = torch.Generator(device=device).manual_seed(
@@ -213,15 +219,15 @@ def adversarial_train(model: nn.Module, train: tuple[Tensor, Tensor], threat: Th
                        validate=validate if val is not None else None,
                        monitor=("val_robust_accuracy", "max")
                        if val is not None and select == "robust" else None,
-                       history=AdversarialHistory(), progress=progress, desc=method,
-                       batch_progress=True, checkpoint=checkpoint, resume=resume,
-                       fingerprint=fingerprint(
-                           method, model, x, threat=(threat.norm, threat.eps), attack=attack,
-                           epochs=epochs, lr=lr, batch_size=batch_size, beta=beta, mix=mix,
-                           select=select, optimizer=optimizer, schedule=schedule,
-                           eps_warmup=eps_warmup, seed=seed, val=None if val is None
-                           else list(val[0].shape)),
-                       generators={"attack": attack_gen})
+                      patience=patience, history=AdversarialHistory(), progress=progress,
+                      desc=method, batch_progress=True, checkpoint=checkpoint, resume=resume,
+                      fingerprint=fingerprint(
+                          method, model, x, threat=(threat.norm, threat.eps), attack=attack,
+                          epochs=epochs, lr=lr, batch_size=batch_size, beta=beta, mix=mix,
+                          select=select, optimizer=optimizer, schedule=schedule,
+                          eps_warmup=eps_warmup, patience=patience, seed=seed,
+                          val=None if val is None else list(val[0].shape)),
+                      generators={"attack": attack_gen})
     history.eps = [threat.eps * ramp((e + 1) * n_batches - 1)
                    for e in range(len(history.train_loss))]
     return history
